@@ -1,0 +1,1 @@
+"""Shared machinery for every paper: data, models, Lightning plumbing, optimizer helpers, results."""
