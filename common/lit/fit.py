@@ -1,0 +1,202 @@
+"""``fit``: one Lightning run, configured the way every experiment needs it, returned as a ``FitResult``.
+
+Experiments call this instead of building a Trainer, so every arm of every paper gets the same
+TensorBoard layout, validation schedule (step 0, every ``val_every`` steps, and ``max_steps``),
+divergence handling and cost measurements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from common.lit.callbacks import (
+    CurveRecorder,
+    DivergenceMonitor,
+    GradNormMonitor,
+    OptimizerStateBytes,
+    ProgressReporter,
+    StepTimer,
+    ValidateAtMaxSteps,
+)
+
+_QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+
+
+@dataclass
+class FitResult:
+    """What one run produced. Curves follow the step convention of ``common.lit.callbacks``."""
+
+    train_curve: list[tuple[int, float]]
+    val_curve: list[tuple[float, ...]]
+    final_train_loss: float
+    final_val_loss: float
+    final_val_acc: float | None
+    test_metrics: dict[str, float]
+    diverged: bool
+    divergence_reason: str | None
+    steps_done: int
+    wall_s: float
+    step_time_ms_median: float | None
+    state_bytes: int | None
+    log_dir: str | None
+    state_bytes_per_param: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: tuples become lists and non-finite floats become None."""
+        return _json_safe(asdict(self))
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's INFO banners (GPU available, tips, "max_steps reached") during a fit.
+
+    Also hides one upstream FutureWarning (Lightning 2.6's use of torch's deprecated ``LeafSpec``), which
+    otherwise prints on every run and says nothing about ours.
+    """
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _merge_callbacks(defaults: list[Callback], user: Any) -> list[Callback]:
+    """Ours plus the caller's; a caller's instance of one of our types (or a subclass) replaces ours."""
+    if user is None:
+        user = []
+    elif isinstance(user, Callback):
+        user = [user]
+    merged = list(defaults)
+    for cb in user:
+        for i, default in enumerate(merged):
+            if i < len(defaults) and isinstance(cb, type(default)):
+                merged[i] = cb
+                break
+        else:
+            merged.append(cb)
+    return merged
+
+
+def _find(callbacks: list[Callback], kind: type) -> Any:
+    return next(cb for cb in callbacks if isinstance(cb, kind))
+
+
+def fit(
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    *,
+    max_steps: int,
+    out_dir: str | Path,
+    run_name: str,
+    val_every: int,
+    limit_val_batches: int | float = 1.0,
+    progress_label: str | None = None,
+    test: bool = False,
+    trainer_kwargs: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``module`` for ``max_steps`` optimizer steps and return curves, final metrics and costs.
+
+    Validation runs at step 0 (before training), every ``val_every`` steps and at ``max_steps``.
+    TensorBoard events go to ``out_dir/tb/run_name``. A diverging run stops early and returns normally
+    with ``diverged=True``. ``trainer_kwargs`` override any Trainer argument set here (strategy, devices,
+    precision, gradient_clip_val, ...); ``callbacks`` in it are added to ours, replacing ours of the same
+    type (e.g. a ``DivergenceMonitor`` with another ``explode_factor``).
+    """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if isinstance(val_every, bool) or not isinstance(val_every, int) or val_every < 1:
+        raise ValueError(f"val_every must be a positive integer, got {val_every!r}")
+    out_dir = Path(out_dir)
+    kwargs = dict(trainer_kwargs or {})
+
+    defaults: list[Callback] = [
+        StepTimer(), GradNormMonitor(), OptimizerStateBytes(), DivergenceMonitor(), CurveRecorder(),
+        ValidateAtMaxSteps(),
+    ]
+    if progress_label is not None:
+        defaults.append(ProgressReporter(progress_label, max_steps))
+    callbacks = _merge_callbacks(defaults, kwargs.pop("callbacks", None))
+
+    # version="" puts the events directly in out_dir/tb/run_name; give each run its own run_name.
+    logger = TensorBoardLogger(save_dir=str(out_dir / "tb"), name=run_name, version="",
+                               default_hp_metric=False)
+    # Lightning counts val_check_interval in batches; scale it so val_every stays in optimizer steps.
+    accumulate = int(kwargs.get("accumulate_grad_batches", 1))
+    settings: dict[str, Any] = {
+        "max_steps": max_steps,
+        "accelerator": "auto",
+        "devices": 1,
+        "logger": logger,
+        "callbacks": callbacks,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+        "val_check_interval": val_every * accumulate,
+        "check_val_every_n_epoch": None,
+        "limit_val_batches": limit_val_batches,
+        "log_every_n_steps": max(1, min(50, max_steps // 20)),
+        "default_root_dir": str(out_dir),
+    }
+    settings.update(kwargs)
+
+    with _quiet_lightning():
+        trainer = pl.Trainer(**settings)
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        wall_s = time.perf_counter() - t0
+        test_metrics: dict[str, float] = {}
+        if test:
+            results = trainer.test(module, datamodule=datamodule, verbose=False)
+            test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+    curves: CurveRecorder = _find(callbacks, CurveRecorder)
+    divergence: DivergenceMonitor = _find(callbacks, DivergenceMonitor)
+    timer: StepTimer = _find(callbacks, StepTimer)
+    state: OptimizerStateBytes = _find(callbacks, OptimizerStateBytes)
+    last_val = curves.val[-1] if curves.val else None
+    return FitResult(
+        train_curve=list(curves.train),
+        val_curve=list(curves.val),
+        final_train_loss=curves.train[-1][1] if curves.train else math.nan,
+        final_val_loss=float(last_val[1]) if last_val is not None else math.nan,
+        final_val_acc=float(last_val[2]) if last_val is not None and len(last_val) > 2 else None,
+        test_metrics=test_metrics,
+        diverged=divergence.diverged,
+        divergence_reason=divergence.reason,
+        steps_done=trainer.global_step,
+        wall_s=wall_s,
+        step_time_ms_median=timer.median_ms,
+        state_bytes=state.state_bytes,
+        log_dir=str(Path(trainer.logger.log_dir)) if trainer.logger is not None else None,
+        state_bytes_per_param=state.bytes_per_param,
+    )
