@@ -1,0 +1,75 @@
+"""The paper record (our metafile): citation, claims, how each claim runs and how it is judged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from common.results.verdict import Verdict
+
+
+@dataclass
+class Measurement:
+    """What a claim's experiment measured: per-arm per-seed results, a summary and plot files."""
+
+    arms: dict[str, Any]
+    summary: dict[str, Any]
+    plots: dict[str, str] = field(default_factory=dict)  # name -> path of a PNG written by the run
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One headline claim of a paper and the experiment that tests it.
+
+    ``run(cfg, ctx)`` performs the experiment for one preset's config section; ``judge(summary)``
+    applies the verdict rule to the measured summary (so verdicts can be recomputed from a record).
+    ``tolerances`` bound the drift of summary metrics in the regression suite (absolute).
+    """
+
+    id: str
+    title: str
+    paper_result: str
+    source: str
+    metric: str
+    rule: str
+    run: Callable[[Any, Any], Measurement]
+    judge: Callable[[Mapping[str, Any]], Verdict]
+    headline: Callable[[Mapping[str, Any]], str]
+    tolerances: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper: citation, links and claims. Configs live in ``<package>/configs/<preset>.yaml``."""
+
+    id: str
+    title: str
+    authors: str
+    venue: str
+    arxiv: str
+    code_url: str
+    code_commit: str
+    bibtex: str
+    claims: tuple[Claim, ...]
+    package: str
+
+    @property
+    def arxiv_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv}"
+
+    def claim(self, claim_id: str) -> Claim:
+        for c in self.claims:
+            if c.id == claim_id:
+                return c
+        raise KeyError(claim_id)
+
+    def configs_dir(self) -> Path:
+        return Path(str(resources.files(self.package) / "configs"))
+
+    def presets(self) -> list[str]:
+        order = ["smoke", "cpu", "gpu", "paper"]
+        found = {p.stem for p in self.configs_dir().glob("*.yaml")}
+        return [p for p in order if p in found] + sorted(found - set(order))
