@@ -1,0 +1,24 @@
+"""nox sessions. They run in the environment `./bootstrap` prepares (venv_backend "none"), so torch is
+installed once, explicitly, instead of once per session:  ./bootstrap nox -s tests"""
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite (unit, papers' smoke presets, CLI). GPU tests need CUDA and say so."""
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.run("ruff", "check", "common", "papers", "reproduce", "tests", "noxfile.py")
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    """Rerun every committed reference record's config and fail on drift beyond the claim's tolerance."""
+    session.run("reproduce", "regress", *session.posargs)

@@ -1,0 +1,1 @@
+"""Paper subpackages; each exposes PAPER and its optimizer classes."""

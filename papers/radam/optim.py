@@ -1,0 +1,254 @@
+"""RAdam with the semantics of the authors' released code (LiyuanLucasLiu/RAdam, commit d9fd30a).
+
+The maths lives once, in :func:`_radam_update` (one tensor at a time, the readable definition);
+faster variants (foreach, Triton) go beside it and are tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim.optimizer import ParamsT
+
+from common.optim.validation import (
+    check_betas,
+    check_bool,
+    check_dense_grad,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+)
+
+__all__ = ["RAdam", "rectifier", "rho_t"]
+
+# rho_t must reach this for a step to be rectified (official code: ``N_sma >= 5``; the paper says ``> 4``).
+RHO_THRESHOLD = 5.0
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def rho_t(step: int, beta2: float) -> float:
+    """Length of the approximated simple moving average at step ``step`` (1-based), paper eq. (6).
+
+    Written exactly as torch and the official code write it, so that the rectification branch is
+    chosen on the same float64 number by every implementation.
+    """
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    rho_inf = 2 / (1 - beta2) - 1
+    bias_correction2 = 1 - beta2**step
+    return rho_inf - 2 * step * (beta2**step) / bias_correction2
+
+
+def rectifier(step: int, beta2: float) -> float | None:
+    """Variance rectification term r_t, or ``None`` when rho_t < 5 and the step is not rectified."""
+    rho = rho_t(step, beta2)
+    if rho < RHO_THRESHOLD:
+        return None
+    rho_inf = 2 / (1 - beta2) - 1
+    return math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+
+
+def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:
+    """fp16/bf16 params keep fp32 moments (the official code's fp32 maths); others keep their own dtype."""
+    return torch.float32 if param_dtype in _LOW_PRECISION else param_dtype
+
+
+def _radam_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    degenerated_to_sgd: bool,
+    rectifier_override: float | None = None,
+) -> None:
+    """One RAdam step on one tensor, in place; the reference definition every variant must match.
+
+    ``step`` is t *after* the increment (1 on the first call). The moments are held in the compute
+    dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that dtype and copied back.
+    ``rectifier_override`` replaces r_t on rectified steps only (test hook, see ``RAdam._force_rectifier``).
+    """
+    compute_dtype = exp_avg.dtype
+    if grad.dtype != compute_dtype:
+        grad = grad.to(compute_dtype)
+    # Official order: v before m (the order does not matter, they are independent).
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+
+    bias_correction1 = 1 - beta1**step
+    r = rectifier(step, beta2)
+    if r is None and not degenerated_to_sgd:
+        return  # official default: no update and no weight decay while rho_t < 5
+
+    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
+    if weight_decay != 0:
+        theta.mul_(1 - lr * weight_decay)  # decoupled, on the pre-update theta, only on updating steps
+    if r is not None:
+        if rectifier_override is not None:
+            r = rectifier_override
+        # eps is added to the un-corrected sqrt(v); sqrt(1 - beta2^t) is folded into the step size.
+        step_size = lr * r * math.sqrt(1 - beta2**step) / bias_correction1
+        theta.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-step_size)
+    else:
+        theta.add_(exp_avg, alpha=-lr / bias_correction1)  # SGD with bias-corrected momentum
+    if theta is not param:
+        param.copy_(theta)
+
+
+def _validated(group: dict[str, Any]) -> dict[str, Any]:
+    """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "lr": check_lr,
+        "betas": check_betas,
+        "eps": check_eps,
+        "weight_decay": check_weight_decay,
+        "degenerated_to_sgd": lambda v: check_bool("degenerated_to_sgd", v),
+    }
+    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+
+
+class RAdam(torch.optim.Optimizer):
+    """On the Variance of the Adaptive Learning Rate and Beyond.
+
+    Liu, Jiang, He, Chen, Liu, Gao, Han, ICLR 2020, https://arxiv.org/abs/1908.03265.
+    Follows the authors' ``radam/radam.py::RAdam`` at https://github.com/LiyuanLucasLiu/RAdam,
+    commit d9fd30a (2021-07-31, "set the degenerate_to_sgd as False"), including its defaults.
+
+    Each step: v <- b2 v + (1-b2) g^2; m <- b1 m + (1-b1) g; t <- t+1; rho_t as in :func:`rho_t`.
+    If rho_t >= 5: theta <- theta (1 - lr wd), then
+    theta <- theta - lr r_t sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps).
+    Else, if ``degenerated_to_sgd``: theta <- theta (1 - lr wd), then theta <- theta - lr/(1-b1^t) m.
+    Else: theta is left untouched (no update, no weight decay); m, v and t still advance.
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups.
+        lr: learning rate, >= 0. Default 1e-3.
+        betas: (beta1, beta2), each in [0, 1). Default (0.9, 0.999).
+        eps: > 0, added to the *un-bias-corrected* sqrt(v). Default 1e-8.
+        weight_decay: decoupled weight decay, >= 0, applied as theta (1 - lr wd) on updating steps. Default 0.
+        degenerated_to_sgd: while rho_t < 5, take an SGD step with bias-corrected momentum instead of
+            skipping the step. Default False, as in the official code since d9fd30a (issue #54: the
+            SGD-momentum steps diverged on unnormalised inputs). With the default and beta2=0.999 the
+            first five steps leave the parameters unchanged. Presets should always set it explicitly.
+
+    Paper vs official code (we follow the code):
+        * threshold: the paper (Alg. 2) rectifies when rho_t > 4, i.e. from t=5 at beta2=0.999; the code
+          uses rho_t >= 5, so t=6 is the first adaptive step (torch.optim.RAdam: rho_t > 5, also t=6).
+        * un-rectified phase: the paper always takes the SGD-momentum step; the code skips it by default.
+        * weight decay: decoupled in both, but the code applies it only on steps that update theta, whereas
+          ``torch.optim.RAdam(decoupled_weight_decay=True)`` decays on every step. The two agree when
+          ``degenerated_to_sgd=True`` (every step updates).
+        * the paper's adaptive term sqrt((1-b2^t)/v) has no eps; the code's denominator is sqrt(v)+eps.
+
+    Deviations from the official code:
+        * no step-size cache: the code keeps a 10-slot ``buffer`` of (step, rho_t, step_size) in each
+          param group (earlier forms of it caused issue #24 and PR #36); we recompute these cheap scalars
+          every step, so param groups hold hyperparameters only and nothing stale can be serialised.
+        * precision: the code does all maths on ``p.data.float()``, silently downcasting fp64 to fp32.
+          We compute fp16/bf16 params in fp32 and keep fp32 and fp64 params in their own dtype,
+          which is what lets float64 parity reach 1e-10.
+        * state dtype: ``exp_avg`` / ``exp_avg_sq`` are fp32 for fp16/bf16 params and the param dtype
+          otherwise. ``load_state_dict`` restores this policy (torch would cast them to the param dtype;
+          the official code undoes that with ``type_as`` each step, after the precision is already lost).
+        * ``state["step"]`` is a Python int (as in the official code): exact at any step count, no
+          device sync, and it round-trips through ``state_dict``. A tensor step from a
+          ``torch.optim.RAdam`` checkpoint is converted on load.
+        * sparse gradients raise RuntimeError, as in the official code; complex params raise RuntimeError
+          too (the official ``.float()`` would silently drop the imaginary part).
+    """
+
+    # Test-only hook: when set, replaces r_t on rectified steps (spec test "reduction to Adam").
+    # It does not change which steps are rectified. Never set it outside tests.
+    _force_rectifier: float | None = None
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        degenerated_to_sgd: bool = False,
+    ) -> None:
+        defaults = _validated(
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "degenerated_to_sgd": degenerated_to_sgd,
+            }
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Validate per-group overrides too, so a bad ``lr`` in a group fails as early as a bad default."""
+        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                check_dense_grad(p.grad, "RAdam")
+                if p.is_complex():
+                    raise RuntimeError("RAdam does not support complex parameters; use torch.view_as_real")
+
+                state = self.state[p]
+                if len(state) == 0:
+                    dtype = _state_dtype(p.dtype)
+                    state["step"] = 0
+                    fmt = torch.preserve_format
+                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                state["step"] += 1
+                _radam_update(
+                    p,
+                    p.grad,
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    state["step"],
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    degenerated_to_sgd=group["degenerated_to_sgd"],
+                    rectifier_override=self._force_rectifier,
+                )
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as torch does, then undo torch's cast of the moments to the param dtype (bf16 keeps fp32)."""
+        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        super().load_state_dict(state_dict)  # validates group and parameter counts
+        for pid, p in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(pid)
+            if not saved:
+                continue
+            state = self.state[p]
+            if "step" in saved:
+                state["step"] = int(saved["step"])
+            for key in ("exp_avg", "exp_avg_sq"):
+                value = saved.get(key)
+                if isinstance(value, torch.Tensor):
+                    state[key] = value.to(device=p.device, dtype=_state_dtype(p.dtype))

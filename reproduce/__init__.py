@@ -1,0 +1,1 @@
+"""The `reproduce` command line."""

@@ -1,0 +1,134 @@
+"""`reproduce`: run a paper's headline claims, list papers, rebuild the results tables, cite.
+
+    reproduce list
+    reproduce <paper> [claim ...] [--preset P] [--seeds N] [--out DIR] [key=value ...]
+    reproduce table
+    reproduce cite <paper>
+    reproduce regress [paper ...] [--reference DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common.errors import ConfigError, OptreproError
+
+COMMANDS = ("list", "table", "cite", "regress")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so every mistake is one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"{self.prog}: {message} (see reproduce --help)")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from reproduce.registry import all_papers
+
+    for paper in all_papers():
+        print(f"{paper.id:12s} {paper.title} (arXiv:{paper.arxiv})")
+        presets = paper.presets()
+        from common.config import load_yaml
+
+        claims_by_preset = {p: set(load_yaml(paper.configs_dir() / f"{p}.yaml").get("claims", {}))
+                            for p in presets}
+        for c in paper.claims:
+            where = [p for p in presets if c.id in claims_by_preset[p]]
+            print(f"  {c.id:4s} {c.title}  [presets: {', '.join(where)}]")
+    return 0
+
+
+def _cmd_cite(args: argparse.Namespace) -> int:
+    from reproduce.registry import get_paper
+
+    print(get_paper(args.paper).bibtex.strip())
+    return 0
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    from reproduce.report import write_tables
+
+    for path in write_tables(Path(args.reference) if args.reference else None):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from reproduce.regress import regress
+
+    return regress(args.papers, Path(args.reference) if args.reference else None,
+                   Path(args.out) if args.out else None)
+
+
+def _cmd_run(argv: list[str]) -> int:
+    from reproduce.registry import get_paper
+    from reproduce.run import default_out_dir, default_preset, load_preset, run_claims, select_claims
+
+    p = _Parser(prog="reproduce <paper>", description="Run a paper's claims at a preset.")
+    p.add_argument("paper")
+    p.add_argument("rest", nargs="*", metavar="claim|key=value")
+    p.add_argument("--preset", default=None)
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<paper>/<preset>-<time>)")
+    args = p.parse_intermixed_args(argv)
+    paper = get_paper(args.paper)
+    preset = args.preset
+    if preset is None:
+        preset, why = default_preset()
+        print(f"preset: {preset} (default: {why}; choose with --preset)", file=sys.stderr)
+    overrides = [r for r in args.rest if "=" in r]
+    wanted = [r for r in args.rest if "=" not in r]
+    cfg = load_preset(paper, preset, overrides, args.seeds)
+    claims = select_claims(paper, cfg, preset, wanted)
+    out = Path(args.out) if args.out else default_out_dir(paper, preset)
+    runs = run_claims(paper, claims, cfg, preset, out)
+    print(f"\n{paper.title} ({paper.id}, preset {preset})")
+    for r in runs:
+        print(f"  {r.claim.id}: {r.verdict.status:22s} {r.headline}")
+        print(f"        record: {r.record_path}")
+    print(f"Cite: {paper.authors}, {paper.venue}. {paper.arxiv_url} (BibTeX: reproduce cite {paper.id})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("list", help="papers, their claims and presets")
+    cite = sub.add_parser("cite", help="BibTeX of a paper")
+    cite.add_argument("paper")
+    table = sub.add_parser("table", help="rebuild RESULTS.md and paper READMEs from results/reference")
+    table.add_argument("--reference", default=None)
+    reg = sub.add_parser("regress", help="rerun the reference records and compare within tolerance")
+    reg.add_argument("papers", nargs="*")
+    reg.add_argument("--reference", default=None)
+    reg.add_argument("--out", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            build_parser().print_help()
+            print("\nrun a paper:  reproduce <paper> [claim ...] [--preset P] [--seeds N] [--out DIR] "
+                  "[key=value ...]")
+            return 0 if argv else 2
+        if argv[0] in COMMANDS:
+            args = build_parser().parse_args(argv)
+            return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
+                    "regress": _cmd_regress}[args.command](args)
+        return _cmd_run(argv)
+    except OptreproError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; records of finished claims are kept, the unfinished one is not written",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Find the papers: every subpackage of ``papers`` that exposes a ``PAPER`` record."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from functools import lru_cache
+from pathlib import Path
+
+import papers
+from common.errors import ConfigError
+from common.results.paper import Paper
+
+
+@lru_cache(maxsize=1)
+def paper_ids() -> tuple[str, ...]:
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(papers.__path__) if m.ispkg))
+
+
+def get_paper(paper_id: str) -> Paper:
+    """The paper record for ``paper_id``; an unknown id is one clear error listing the valid ones."""
+    ids = paper_ids()
+    if paper_id not in ids:
+        near = difflib.get_close_matches(paper_id, ids, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ConfigError(f"unknown paper {paper_id!r}{hint}; valid papers: {', '.join(ids)}")
+    module = importlib.import_module(f"papers.{paper_id}")
+    return module.PAPER
+
+
+def all_papers() -> list[Paper]:
+    return [get_paper(i) for i in paper_ids()]
+
+
+def repo_root() -> Path:
+    """The source checkout (the CLI's table/regress commands work on the committed tree)."""
+    return Path(papers.__file__).resolve().parent.parent

@@ -1,0 +1,62 @@
+"""The RAdam verdict rules on hand-made summaries: every branch of every rule is reachable."""
+
+import pytest
+
+from papers.radam.verdicts import judge_accuracy, judge_lr_robustness, judge_variance
+
+
+def _c1(adam, rect):
+    per_mu = {str(i): {"adam_ratio": a, "rectified_ratio": r} for i, (a, r) in enumerate(zip(adam, rect, strict=True))}
+    return {"per_mu": per_mu, "adam_ratio_min": min(adam), "rectified_ratio_min": min(rect),
+            "rectified_ratio_max": max(rect)}
+
+
+@pytest.mark.parametrize("adam,rect,status", [
+    ([40, 45], [0.9, 1.1], "reproduced"),
+    ([40, 5], [0.9, 1.1], "partially reproduced"),
+    ([40, 45], [0.9, 3.0], "partially reproduced"),
+    ([4, 5], [3.0, 3.0], "not reproduced"),
+    ([4, 5], [3.0, 6.0], "contradicted"),
+])
+def test_c1_rule(adam, rect, status):
+    assert judge_variance(_c1(adam, rect)).status == status
+
+
+def _c2(radam_best, warm_best, s_radam, s_adam, f_radam, f_warm, f_adam):
+    return {"best": {"radam": {"loss": radam_best, "lr": 1e-3}, "adam_warmup": {"loss": warm_best, "lr": 1e-3},
+                     "adam": {"loss": 2.0, "lr": 1e-3}},
+            "spread": {"radam": s_radam, "adam": s_adam, "adam_warmup": 0.1},
+            "failed": {"radam": f_radam, "adam_warmup": f_warm, "adam": f_adam}, "runs_per_arm": 15}
+
+
+@pytest.mark.parametrize("args,status", [
+    ((1.50, 1.49, 0.1, 0.4, 0, 0, 3), "reproduced"),
+    ((1.60, 1.49, 0.1, 0.4, 0, 0, 3), "partially reproduced"),   # (a) fails
+    ((1.60, 1.49, 0.3, 0.4, 0, 0, 3), "not reproduced"),         # (a), (b) fail
+    ((1.60, 1.49, 0.5, 0.4, 4, 0, 3), "contradicted"),
+])
+def test_c2_rule(args, status):
+    v = judge_lr_robustness(_c2(*args))
+    assert v.status == status
+    assert len(v.reasons) == 3
+
+
+def test_c2_inconclusive_when_every_lr_failed():
+    s = _c2(1.5, 1.5, 0.1, 0.4, 0, 0, 0)
+    s["best"]["radam"]["loss"] = None
+    assert judge_lr_robustness(s).status == "inconclusive"
+
+
+def _c3(r, a, sr, sa):
+    return {"best": {"radam": {"test_acc": r}, "adam": {"test_acc": a}}, "spread": {"radam": sr, "adam": sa}}
+
+
+@pytest.mark.parametrize("args,status", [
+    ((91.4, 90.5, 0.5, 1.0), "reproduced"),
+    ((91.4, 90.5, 1.5, 1.0), "partially reproduced"),
+    ((90.6, 90.5, 0.5, 1.0), "partially reproduced"),
+    ((90.6, 90.5, 1.5, 1.0), "not reproduced"),
+    ((90.0, 90.5, 0.5, 1.0), "contradicted"),
+])
+def test_c3_rule(args, status):
+    assert judge_accuracy(_c3(*args)).status == status

@@ -1,0 +1,23 @@
+"""The committed RESULTS.md and paper READMEs match what `reproduce table` builds from the records."""
+
+from common.results.table import paper_block, results_markdown
+from reproduce.registry import all_papers, repo_root
+from reproduce.report import reference_records
+
+
+def test_results_md_is_up_to_date_with_reference_records():
+    root = repo_root()
+    entries = [(p, reference_records(root / "results" / "reference", p.id)) for p in all_papers()]
+    assert (root / "RESULTS.md").read_text() == results_markdown(entries, root) + "\n", \
+        "RESULTS.md is stale: run `reproduce table`"
+    for paper, records in entries:
+        readme = root / "papers" / paper.id / "README.md"
+        assert paper_block(paper, records, root, readme.parent) in readme.read_text(), \
+            f"{readme} is stale: run `reproduce table`"
+
+
+def test_every_paper_has_a_committed_cpu_reference_record():
+    root = repo_root()
+    for paper in all_papers():
+        records = reference_records(root / "results" / "reference", paper.id)
+        assert any(rec["preset"] == "cpu" for _, rec in records), f"{paper.id} has no cpu reference record"
