@@ -4,42 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from common.lit.factories import (
-    OptimizerFactory,
-    ParamGroupsFn,
-    SchedulerFactory,
-    build_optimizers,
-    current_lr,
-)
+from common.lit.supervised import SupervisedModule
 
 
-class ClassificationModule(pl.LightningModule):
+class ClassificationModule(SupervisedModule):
     """Wraps ``model(x) -> logits``; batches are ``(x, y)`` with integer class labels ``y``.
 
-    Logs ``{train,val,test}/{loss,acc}`` and ``train/lr``. ``evaluate_batch`` is the single definition of the
-    evaluation metrics; validation, test and CurveRecorder's step-0 evaluation all call it.
+    Logs ``{train,val,test}/{loss,acc}`` and ``train/lr``.
     """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer_factory: OptimizerFactory,
-        scheduler_factory: SchedulerFactory | None = None,
-        param_groups: ParamGroupsFn | None = None,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.optimizer_factory = optimizer_factory
-        self.scheduler_factory = scheduler_factory
-        self.param_groups = param_groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
 
     def evaluate_batch(self, batch: Any) -> dict[str, torch.Tensor]:
         """Mean loss and accuracy over the batch."""
@@ -48,27 +23,3 @@ class ClassificationModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(dim=-1) == y).float().mean()
         return {"loss": loss, "acc": acc}
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        metrics = self.evaluate_batch(batch)
-        n = batch[1].size(0)
-        self.log("train/loss", metrics["loss"], on_step=True, on_epoch=False, batch_size=n)
-        self.log("train/acc", metrics["acc"], on_step=True, on_epoch=False, batch_size=n)
-        lr = current_lr(self.trainer.optimizers[0])
-        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=n)
-        return metrics["loss"]
-
-    def _eval_step(self, stage: str, batch: Any) -> None:
-        metrics = self.evaluate_batch(batch)
-        n = batch[1].size(0)
-        for name, value in metrics.items():
-            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step("test", batch)
-
-    def configure_optimizers(self) -> Any:
-        return build_optimizers(self.model, self.optimizer_factory, self.scheduler_factory, self.param_groups)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim import Optimizer
 
-from common.lit.factories import (
-    OptimizerFactory,
-    ParamGroupsFn,
-    SchedulerFactory,
-    build_optimizers,
-    current_lr,
-)
+from common.lit.factories import OptimizerFactory, ParamGroupsFn, SchedulerFactory
+from common.lit.supervised import SupervisedModule
 
 
-class LanguageModelModule(pl.LightningModule):
+class LanguageModelModule(SupervisedModule):
     """Wraps ``model(idx[B, T]) -> logits[B, T, V]``; batches are ``(x, y)`` LongTensors, y = x shifted.
 
     Loss is cross-entropy averaged over every token. Logs ``train/loss``, ``train/lr``, ``val/loss``,
@@ -35,17 +29,10 @@ class LanguageModelModule(pl.LightningModule):
         grad_clip: float | None = None,
         param_groups: ParamGroupsFn | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(model, optimizer_factory, scheduler_factory, param_groups)
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
-        self.model = model
-        self.optimizer_factory = optimizer_factory
-        self.scheduler_factory = scheduler_factory
         self.grad_clip = grad_clip
-        self.param_groups = param_groups
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model(idx)
 
     def evaluate_batch(self, batch: Any) -> dict[str, torch.Tensor]:
         """Mean per-token cross-entropy over the batch."""
@@ -53,25 +40,6 @@ class LanguageModelModule(pl.LightningModule):
         logits = self.model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
         return {"loss": loss}
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = self.evaluate_batch(batch)["loss"]
-        n = batch[0].size(0)
-        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=n)
-        lr = current_lr(self.trainer.optimizers[0])
-        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=n)
-        return loss
-
-    def _eval_step(self, stage: str, batch: Any) -> None:
-        loss = self.evaluate_batch(batch)["loss"]
-        n = batch[0].size(0)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step("val", batch)
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step("test", batch)
 
     def configure_gradient_clipping(
         self,
@@ -88,6 +56,3 @@ class LanguageModelModule(pl.LightningModule):
                 "on the Trainer; set only one"
             )
         self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-
-    def configure_optimizers(self) -> Any:
-        return build_optimizers(self.model, self.optimizer_factory, self.scheduler_factory, self.param_groups)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +31,25 @@ def _stack(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(xs), grid
 
 
+def _save(fig: plt.Figure, ax: plt.Axes, path: Path, *, title: str, xlabel: str, ylabel: str,
+          logx: bool = False, logy: bool = False) -> Path:
+    """Label, scale, legend (only when something is labelled), write the PNG and free the figure."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(arms: Mapping[str, Sequence[Curve]], path: str | Path, *, title: str, xlabel: str,
                 ylabel: str, logy: bool = False, logx: bool = False) -> Path:
     """One line per arm (mean over seeds) with a min-max band over seeds."""
@@ -48,19 +67,7 @@ def plot_curves(arms: Mapping[str, Sequence[Curve]], path: str | Path, *, title:
         (line,) = ax.plot(x, mean, label=f"{label} (n={len(curves)})")
         if len(curves) > 1:
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
-    if logx:
-        ax.set_xscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title=title, xlabel=xlabel, ylabel=ylabel, logx=logx, logy=logy)
 
 
 def plot_lr_sweep(sweep: Mapping[str, Mapping[float, Sequence[float | None]]], path: str | Path, *,
@@ -82,13 +89,31 @@ def plot_lr_sweep(sweep: Mapping[str, Mapping[float, Sequence[float | None]]], p
         ax.errorbar(lrs, means, yerr=stds, marker="o", capsize=3, label=label)
     if failed_value is not None:
         ax.axhline(failed_value, color="grey", linestyle=":", linewidth=1, label="failed run")
-    ax.set_xscale("log")
-    ax.set_title(title)
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, title=title, xlabel="learning rate", ylabel=ylabel, logx=True)
+
+
+def plot_trajectories_2d(func: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                         paths: Mapping[str, Sequence[Sequence[float]]], path: str | Path, *, title: str,
+                         bounds: tuple[float, float, float, float], optimum: tuple[float, float] | None = None,
+                         start: tuple[float, float] | None = None) -> Path:
+    """Optimizer paths over log-spaced contours of a 2-D test function (the toy-problem figures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x0, x1, y0, y1 = bounds
+    xs, ys = np.meshgrid(np.linspace(x0, x1, 300), np.linspace(y0, y1, 300))
+    zs = func(xs, ys)
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    ax.contour(xs, ys, np.log10(zs + 1e-12), levels=30, cmap="Greys", linewidths=0.6)
+    for label, pts in paths.items():
+        arr = np.asarray(pts, dtype=float)
+        arr = arr[np.all(np.isfinite(arr), axis=1)]
+        if arr.size:
+            ax.plot(arr[:, 0], arr[:, 1], linewidth=1.5, label=label)
+            ax.plot(arr[-1, 0], arr[-1, 1], marker="o", markersize=4, color=ax.lines[-1].get_color())
+    if optimum is not None:
+        ax.plot(*optimum, marker="*", markersize=14, color="gold", markeredgecolor="black", label="optimum")
+    if start is not None:
+        ax.plot(*start, marker="s", markersize=6, color="black", label="start")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    return _save(fig, ax, path, title=title, xlabel="x", ylabel="y")

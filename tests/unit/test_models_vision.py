@@ -87,3 +87,19 @@ def test_mlp_rejects_non_positive_sizes(kwargs):
     args = {"in_features": 4, "hidden": [8], "num_classes": 2} | kwargs
     with pytest.raises(ValueError):
         mlp(**args)
+
+
+def test_vgg11_shapes_and_parameter_count():
+    import pytest
+    import torch
+
+    from common.models.vgg import vgg
+
+    model = vgg("vgg11", num_classes=10, in_channels=1)
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    n = sum(p.numel() for p in model.parameters())
+    assert 9.2e6 < n < 9.3e6  # CIFAR VGG11-BN: 9.23M parameters (3 input channels: 9.23M as well, +1.2k)
+    with pytest.raises(ValueError, match="32x32"):
+        model(torch.randn(1, 1, 28, 28))
+    with pytest.raises(ValueError, match="unknown VGG"):
+        vgg("vgg12")
