@@ -152,6 +152,20 @@ class ImageBatches(Dataset):
         return x[0], y[0]
 
 
+def balanced_prefix(order: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
+    """The first ``size // classes`` indices of each class in ``order`` (kept in ``order``'s sequence)."""
+    classes = int(labels.max()) + 1
+    per_class = size // classes
+    chosen = torch.zeros(len(order), dtype=torch.bool)
+    for c in range(classes):
+        hits = (labels[order] == c).nonzero().flatten()
+        if len(hits) < per_class:
+            raise ConfigError(f"balanced subset of {size} needs {per_class} examples of class {c}, "
+                              f"only {len(hits)} available")
+        chosen[hits[:per_class]] = True
+    return order[chosen]
+
+
 def _batch_passthrough(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """collate_fn for datasets that already return whole batches."""
     return batch
@@ -163,7 +177,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
     ``val_size`` examples are held out of the 60k training images by a permutation seeded with
     ``split_seed`` (fixed across training seeds, so every seed is validated on the same images);
     ``seed`` drives the training order and augmentation. ``subset`` keeps the first ``subset``
-    training examples of that permutation, and ``test_size`` the first ``test_size`` test images,
+    training examples of that permutation (``balanced=True``: the first ``subset // 10`` of each class,
+    a deterministic class-balanced subset), and ``test_size`` the first ``test_size`` test images,
     for smoke runs.
     """
 
@@ -173,7 +188,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
     def __init__(self, batch_size: int = 128, root: str | Path | None = None, pad_to: int = 28,
                  augment: bool = False, val_size: int = 5000, seed: int = 0, subset: int | None = None,
                  eval_batch_size: int = 1000, num_workers: int = 0, split_seed: int = 0,
-                 test_size: int | None = None) -> None:
+                 test_size: int | None = None, balanced: bool = False) -> None:
         super().__init__()
         if pad_to not in (28, 32):
             raise ConfigError(f"pad_to must be 28 or 32, got {pad_to!r}")
@@ -188,7 +203,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.batch_size, self.root, self.pad_to, self.augment = batch_size, root, pad_to, augment
         self.val_size, self.seed, self.subset, self.split_seed = val_size, seed, subset, split_seed
         self.eval_batch_size, self.num_workers = eval_batch_size, num_workers
-        self.image_size, self.test_size = pad_to, test_size
+        self.image_size, self.test_size, self.balanced = pad_to, test_size, balanced
         self._sets: dict[str, ImageBatches] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -200,7 +215,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[: self.val_size], perm[self.val_size:]
         if self.subset is not None:
-            train_idx = train_idx[: self.subset]
+            train_idx = balanced_prefix(train_idx, y, self.subset) if self.balanced else train_idx[: self.subset]
         tx, ty = load_fashion_mnist("test", self.root)
         common = {"pad_to": self.pad_to, "seed": self.seed}
         self._sets = {

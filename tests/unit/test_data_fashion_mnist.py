@@ -300,3 +300,26 @@ def test_bad_arguments(root):
         fm.FashionMNISTDataModule(pad_to=30)
     with pytest.raises(ConfigError, match="val_size"):
         fm.FashionMNISTDataModule(root=root, val_size=60).setup()
+
+
+def test_balanced_prefix_takes_equal_counts_per_class_in_order():
+    import torch
+
+    from common.data.fashion_mnist import balanced_prefix
+
+    labels = torch.tensor([0, 0, 1, 0, 1, 1, 2, 2, 2, 0])
+    order = torch.tensor([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    out = balanced_prefix(order, labels, 6)
+    assert out.tolist() == [9, 8, 7, 5, 4, 3]
+    assert torch.bincount(labels[out]).tolist() == [2, 2, 2]
+
+
+def test_balanced_prefix_too_large_is_a_clear_error():
+    import pytest
+    import torch
+
+    from common.data.fashion_mnist import balanced_prefix
+    from common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="class 1"):
+        balanced_prefix(torch.arange(4), torch.tensor([0, 0, 0, 1]), 4)
