@@ -43,10 +43,13 @@ def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | No
         raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)}")
     cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
     cfg = apply_overrides(cfg, overrides)
-    if seeds is not None:
+    if seeds is not None:  # --seeds wins over the preset's count, global and per claim
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}")
         cfg.seeds = seeds
+        for section in cfg.get("claims", {}).values():
+            if isinstance(section, DictConfig) and "seeds" in section:
+                section.seeds = seeds
     if "claims" not in cfg or not isinstance(cfg.claims, DictConfig):
         raise ConfigError(f"preset {preset} of {paper.id} has no 'claims' section")
     return cfg
@@ -81,10 +84,10 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
                stream: TextIO | None = None) -> list[ClaimRun]:
     """Run each claim, compute its verdict from the measured summary and write its record."""
     stream = stream or sys.stderr
-    seeds = list(range(int(cfg.seeds)))
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     done = []
     for i, claim in enumerate(claims, 1):
+        seeds = list(range(int(cfg.claims[claim.id].get("seeds", cfg.seeds))))  # a claim may need more seeds
         print(f"== {paper.id} {claim.id} ({i}/{len(claims)}): {claim.title} | preset {preset}, "
               f"seeds {seeds}", file=stream, flush=True)
         ctx = RunContext(out_dir=out_dir, preset=preset, seeds=seeds, trainer=dict(trainer),  # type: ignore[arg-type]
@@ -107,7 +110,7 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
             "source": claim.source,
             "metric": claim.metric,
             "rule": claim.rule,
-            "config": {"seeds": int(cfg.seeds), "trainer": trainer, "claim": to_plain(cfg.claims[claim.id])},
+            "config": {"seeds": len(seeds), "trainer": trainer, "claim": to_plain(cfg.claims[claim.id])},
             "seeds": seeds,
             "arms": measurement.arms,
             "summary": measurement.summary,

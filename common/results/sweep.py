@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from common.results.context import RunContext
@@ -22,18 +22,20 @@ def full_grid(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float], run: R
     return out
 
 
-def tune_then_seed(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float], run: RunFn,
-                   score: Score) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
+def tune_then_seed(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float] | Mapping[str, Sequence[float]],
+                   run: RunFn, score: Score) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
     """Sweep the grid on the first seed, then rerun each arm's best LR on the remaining seeds.
+    ``lrs`` is one grid for every arm, or a grid per arm (same x-offsets for another family).
     Returns all runs and the chosen LR per arm (None when every LR failed)."""
+    grids = {a: list(lrs[a]) for a in arms} if isinstance(lrs, Mapping) else {a: list(lrs) for a in arms}
     first, rest = ctx.seeds[0], ctx.seeds[1:]
-    total = len(arms) * len(lrs) + len(arms) * len(rest)
+    total = sum(len(g) for g in grids.values()) + len(arms) * len(rest)
     out: list[dict[str, Any]] = []
     best: dict[str, float | None] = {}
     i = 0
     for arm in arms:
         scored = []
-        for lr in lrs:
+        for lr in grids[arm]:
             i += 1
             r = {"arm": arm, "lr": float(lr), "seed": first,
                  **run(arm, float(lr), first, ctx.label(i, total, f"{arm} lr={lr:g} seed {first} (sweep)"))}
