@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
 from common.optim.validation import (
     check_betas,
     check_bool,
@@ -22,34 +23,9 @@ from common.optim.validation import (
     check_weight_decay,
 )
 
-__all__ = ["RAdam", "rectifier", "rho_t"]
-
-# rho_t must reach this for a step to be rectified (official code: ``N_sma >= 5``; the paper says ``> 4``).
-RHO_THRESHOLD = 5.0
+__all__ = ["RHO_THRESHOLD", "RAdam", "rectifier", "rho_t"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def rho_t(step: int, beta2: float) -> float:
-    """Length of the approximated simple moving average at step ``step`` (1-based), paper eq. (6).
-
-    Written exactly as torch and the official code write it, so that the rectification branch is
-    chosen on the same float64 number by every implementation.
-    """
-    if step < 1:
-        raise ValueError(f"step must be >= 1, got {step}")
-    rho_inf = 2 / (1 - beta2) - 1
-    bias_correction2 = 1 - beta2**step
-    return rho_inf - 2 * step * (beta2**step) / bias_correction2
-
-
-def rectifier(step: int, beta2: float) -> float | None:
-    """Variance rectification term r_t, or ``None`` when rho_t < 5 and the step is not rectified."""
-    rho = rho_t(step, beta2)
-    if rho < RHO_THRESHOLD:
-        return None
-    rho_inf = 2 / (1 - beta2) - 1
-    return math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
 
 
 def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from papers.radam import optim as radam_optim
+import common.optim.rectify as rectify_mod
 from papers.radam.optim import RAdam, rectifier, rho_t
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
@@ -89,11 +89,11 @@ def test_threshold_is_inclusive_like_the_official_code(monkeypatch: pytest.Monke
     """Official: rectify when rho_t >= 5 (torch: > 5, paper: > 4). Pinned on rho_t itself, exactly at 5."""
     b2 = 0.99
     rho_inf = 2 / (1 - b2) - 1
-    monkeypatch.setattr(radam_optim, "rho_t", lambda step, beta2: 5.0)
+    monkeypatch.setattr(rectify_mod, "rho_t", lambda step, beta2: 5.0)
     assert rectifier(6, b2) == pytest.approx(
         math.sqrt(3 * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * 5)), rel=1e-14
     )
-    monkeypatch.setattr(radam_optim, "rho_t", lambda step, beta2: math.nextafter(5.0, 0.0))
+    monkeypatch.setattr(rectify_mod, "rho_t", lambda step, beta2: math.nextafter(5.0, 0.0))
     assert rectifier(6, b2) is None
 
 

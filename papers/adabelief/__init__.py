@@ -1,0 +1,66 @@
+"""AdaBelief: Adapting Stepsizes by the Belief in Observed Gradients (Zhuang et al., NeurIPS 2020)."""
+
+from common.results.paper import Claim, Paper
+from papers.adabelief.experiment import run_generalization
+from papers.adabelief.optim import PACKAGE_DEFAULT, PAPER_CIFAR, AdaBelief
+from papers.adabelief.toy import run_toy
+from papers.adabelief.verdicts import headline_generalization, headline_toy, judge_generalization, judge_toy
+
+BIBTEX = r"""
+@inproceedings{zhuang2020adabelief,
+  title     = {AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients},
+  author    = {Zhuang, Juntang and Tang, Tommy and Ding, Yifan and Tatikonda, Sekhar and Dvornek, Nicha and
+               Papademetris, Xenophon and Duncan, James S.},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2020},
+  eprint    = {2010.07468},
+  archivePrefix = {arXiv}
+}
+"""
+
+PAPER = Paper(
+    id="adabelief",
+    title="AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients",
+    authors="Zhuang et al.",
+    venue="NeurIPS 2020",
+    arxiv="2010.07468",
+    code_url="https://github.com/juntang-zhuang/Adabelief-Optimizer",
+    code_commit="2855178 (package adabelief-pytorch 0.2.1)",
+    bibtex=BIBTEX,
+    package="papers.adabelief",
+    claims=(
+        Claim(
+            id="c1",
+            title="toy: on Beale's function AdaBelief reaches the optimum where Adam and SGD stall",
+            paper_result="from ≈(−2.5, −2.5) only AdaBelief reaches (3, 0.5); lr and steps not given",
+            source="imgs/beale3.png [fig]",
+            metric="distance to (3, 0.5) after the step budget, mean over perturbed starts, best lr per arm",
+            rule="reproduced if d_AB < 0.1 and d_AB ≤ 0.5·min(d_Adam, d_SGD); partially if d_AB < min(d_Adam, "
+                 "d_SGD) or AdaBelief is closer than Adam at ≥ 4 of 6 shared lrs; contradicted if d_AB > "
+                 "2·min(d_Adam, d_SGD)",
+            run=run_toy,
+            judge=judge_toy,
+            headline=headline_toy,
+            tolerances={"best.adabelief.distance": 0.02, "best.adam.distance": 0.02, "best.sgd.distance": 0.05},
+        ),
+        Claim(
+            id="c2",
+            title="fast-and-generalizes: trains as fast as Adam, tests at least as well as SGD",
+            paper_result="CIFAR-10 VGG11 best test acc AdaBelief 91.41 vs SGD 90.11 vs Adam 88.40 (ResNet34 "
+                         "95.44/94.64/93.02, DenseNet121 95.51/94.50/93.35; one run each)",
+            source="classification_cifar10/curve logs [log]; Fig. 4 [paper]",
+            metric="(a) mean logged train loss over 45-50% of steps at each arm's best lr; (b) final test acc at "
+                   "the best lr (chosen on val acc, seed 0), mean over seeds",
+            rule="reproduced if (a) AdaBelief's loss ≤ 1.1× Adam's and (b) its test acc ≥ max(Adam, SGD − 0.2 pp); "
+                 "partially if exactly one holds; contradicted if its acc < Adam − 0.5 pp and its loss > 1.25× "
+                 "Adam's",
+            run=run_generalization,
+            judge=judge_generalization,
+            headline=headline_generalization,
+            tolerances={"best.adabelief.test_acc": 0.4, "best.adam.test_acc": 0.4, "best.sgd.test_acc": 0.4,
+                        "best.adabelief.train_loss_at_speed": 0.03, "best.adam.train_loss_at_speed": 0.03},
+        ),
+    ),
+)
+
+__all__ = ["PACKAGE_DEFAULT", "PAPER", "PAPER_CIFAR", "AdaBelief"]

@@ -1,0 +1,100 @@
+"""Claim C2: AdaBelief trains as fast as Adam and tests at least as well as SGD (Fashion-MNIST CNN at cpu,
+CIFAR-shaped VGG/ResNet at gpu/paper), with the paper's step decay late in training."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from common.data.fashion_mnist import FashionMNISTDataModule
+from common.errors import ConfigError
+from common.lit.classification import ClassificationModule
+from common.lit.fit import fit
+from common.lit.seed import seed_all
+from common.models.cnn import small_cnn
+from common.models.resnet import resnet
+from common.models.vgg import vgg
+from common.optim.schedules import step_decay
+from common.results.context import RunContext
+from common.results.paper import Measurement
+from common.results.plots import plot_curves, plot_lr_sweep
+from common.results.sweep import tune_then_seed
+from papers.adabelief.optimizers import optimizer_factory
+
+
+def _model(cfg: Any, dm: FashionMNISTDataModule) -> Any:
+    kind = str(cfg.model.kind)
+    if kind == "cnn":
+        return small_cnn(dm.num_classes, dm.in_channels, dm.image_size, channels=tuple(cfg.model.channels),
+                         hidden=int(cfg.model.hidden))
+    if kind == "resnet":
+        return resnet(int(cfg.model.depth), num_classes=dm.num_classes, in_channels=dm.in_channels)
+    if kind == "vgg":
+        return vgg(str(cfg.model.name), num_classes=dm.num_classes, in_channels=dm.in_channels)
+    raise ConfigError(f"model.kind {kind!r} has no builder in this version (cnn, resnet, vgg)")
+
+
+def train_loss_at(curve: list, fraction: float, total_steps: int, window: float = 0.05) -> float | None:
+    """Mean logged train loss over the ``window`` of steps ending at ``fraction`` of training: the
+    "speed" metric (a single minibatch loss is too noisy to compare arms)."""
+    hi = fraction * total_steps
+    lo = hi - window * total_steps
+    points = [(s, v) for s, v in curve if v is not None and s < hi]
+    vals = [v for s, v in points if s >= lo] or [v for _, v in points[-1:]]  # short runs: the last point
+    return statistics.fmean(vals) if vals else None
+
+
+def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
+    if cfg.data.dataset != "fashion_mnist":
+        raise ConfigError(f"dataset {cfg.data.dataset!r} has no loader in this version (fashion_mnist only); "
+                          "the preset documents the paper's recipe")
+    dm_args = dict(batch_size=int(cfg.batch_size), root=cfg.data.get("root"), pad_to=int(cfg.data.pad_to),
+                   augment=bool(cfg.data.augment), val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
+                   balanced=bool(cfg.data.get("balanced", False)), test_size=cfg.data.get("test_size"))
+    speed_at = float(cfg.speed_at)
+
+    def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
+        seed_all(seed)
+        dm = FashionMNISTDataModule(seed=seed, **dm_args)
+        dm.setup("fit")
+        steps = int(cfg.epochs) * math.ceil(dm.num_train / int(cfg.batch_size))
+        module = ClassificationModule(_model(cfg, dm), optimizer_factory(arm, lr, cfg.arms[arm]),
+                                      step_decay(steps, cfg.decay_at, 0.1))
+        res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"c2/{arm}/lr{lr:g}/s{seed}",
+                  val_every=max(1, steps // int(cfg.evals)), progress_label=label, test=True,
+                  trainer_kwargs=ctx.trainer)
+        test_acc = res.test_metrics.get("test/acc")
+        return {"val_acc": res.final_val_acc, "test_acc": None if test_acc is None else 100.0 * test_acc,
+                "train_loss_at_speed": train_loss_at(res.train_curve, speed_at, steps),
+                "final_train_loss": res.final_train_loss, "diverged": res.diverged,
+                "divergence_reason": res.divergence_reason, "val_curve": res.val_curve,
+                "train_curve": res.train_curve[:: max(1, len(res.train_curve) // 100)], "wall_s": res.wall_s,
+                "steps": steps, "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes}
+
+    arms = list(cfg.arms)
+    grids = {a: [float(x) for x in cfg.arms[a].lrs] for a in arms}  # SGD's grid is offset (spec §6)
+    runs, best_lr = tune_then_seed(ctx, arms, grids, run,
+                                   score=lambda r: None if r["val_acc"] is None or r["diverged"] else -r["val_acc"])
+    summary: dict[str, Any] = {"best": {}, "grid": {}, "speed_at": speed_at}
+    for arm in arms:
+        lr = best_lr[arm]
+        mine = [r for r in runs if r["arm"] == arm and r["lr"] == lr]
+        accs = [r["test_acc"] for r in mine if r["test_acc"] is not None]
+        speeds = [r["train_loss_at_speed"] for r in mine if r["train_loss_at_speed"] is not None]
+        summary["grid"][arm] = {f"{r['lr']:g}": r["test_acc"] for r in runs if r["arm"] == arm and r["seed"] == 0}
+        summary["best"][arm] = {"lr": lr, "n": len(accs),
+                                "test_acc": statistics.fmean(accs) if accs else None,
+                                "test_acc_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
+                                "train_loss_at_speed": statistics.fmean(speeds) if speeds else None}
+    plots = {"lr_sweep": str(plot_lr_sweep(
+        {a: {r["lr"]: [r["test_acc"]] for r in runs if r["arm"] == a and r["seed"] == ctx.seeds[0]} for a in arms},
+        ctx.path("c2_lr_sweep.png"), title=f"C2: test accuracy vs LR (seed {ctx.seeds[0]})",
+        ylabel="test accuracy (%)"))}
+    curves = {f"{a} lr={best_lr[a]:g}": [r["train_curve"] for r in runs if r["arm"] == a and r["lr"] == best_lr[a]]
+              for a in arms if best_lr[a] is not None}
+    plots["train_loss"] = str(plot_curves(curves, ctx.path("c2_train_loss.png"), logy=True,
+                                          title="C2: training loss at each arm's best LR (seed band)",
+                                          xlabel="step", ylabel="train loss"))
+    return Measurement(arms={"runs": runs}, summary=summary, plots=plots)
+

@@ -1,0 +1,299 @@
+"""AdaBelief with the semantics of the authors' released package, adabelief-pytorch 0.2.1.
+
+The maths lives once, in :func:`_adabelief_update` (one tensor at a time, the readable definition);
+faster variants (foreach, Triton) go beside it and are tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim.optimizer import ParamsT
+
+from common.optim.rectify import rectified_step_size
+from common.optim.validation import (
+    check_betas,
+    check_bool,
+    check_dense_grad,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+)
+
+__all__ = ["PACKAGE_DEFAULT", "PAPER_CIFAR", "AdaBelief"]
+
+# The paper's CIFAR runs (in-repo copies with 0.0.5 behaviour): coupled L2, no rectification, eps 1e-8.
+PAPER_CIFAR: dict[str, Any] = dict(
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=5e-4,
+    weight_decouple=False,
+    rectify=False,
+    amsgrad=False,
+    fixed_decay=False,
+    degenerated_to_sgd=True,
+)
+
+# adabelief-pytorch 0.2.1's constructor defaults (what a script passing only lr/betas/wd/eps silently gets).
+PACKAGE_DEFAULT: dict[str, Any] = dict(
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-16,
+    weight_decay=0.0,
+    amsgrad=False,
+    weight_decouple=True,
+    fixed_decay=False,
+    rectify=True,
+    degenerated_to_sgd=True,
+)
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+_STATE_TENSORS = ("exp_avg", "exp_avg_var", "max_exp_avg_var")
+_FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
+
+
+def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:
+    """fp16/bf16 params keep fp32 state and fp32 maths (0.2.1 does this for fp16 only); others their own dtype."""
+    return torch.float32 if param_dtype in _LOW_PRECISION else param_dtype
+
+
+def _adabelief_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_var: torch.Tensor,
+    max_exp_avg_var: torch.Tensor | None,
+    step: int,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    weight_decouple: bool,
+    fixed_decay: bool,
+    rectify: bool,
+    degenerated_to_sgd: bool,
+) -> None:
+    """One AdaBelief 0.2.1 step on one tensor, in place; the reference definition every variant must match.
+
+    ``step`` is t *after* the increment (1 on the first call). ``max_exp_avg_var`` is given iff amsgrad is on.
+    The state is held in the compute dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that
+    dtype and copied back. ``grad`` is never written to. Every expression follows the package's operation order,
+    so float64 results are bit-identical to it (the parity tests check equality, not a tolerance).
+    """
+    compute_dtype = exp_avg.dtype
+    if grad.dtype != compute_dtype:
+        grad = grad.to(compute_dtype)
+    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
+
+    # 1. Weight decay first (0.2.x order; 0.1.0 decayed after the residual, issue #56).
+    if weight_decouple:
+        if weight_decay != 0:  # the package multiplies by 1.0 here, which is exact
+            theta.mul_((1.0 - weight_decay) if fixed_decay else (1.0 - lr * weight_decay))
+    elif weight_decay != 0:
+        grad = grad.add(theta, alpha=weight_decay)  # coupled L2; the package writes this into p.grad, we do not
+
+    # 2. Moments. The residual uses the *updated* m; eps is added into s in place and accumulates.
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    residual = grad - exp_avg
+    exp_avg_var.mul_(beta2).addcmul_(residual, residual, value=1 - beta2)
+    exp_avg_var.add_(eps)
+    if max_exp_avg_var is not None:
+        torch.maximum(max_exp_avg_var, exp_avg_var, out=max_exp_avg_var)
+
+    # 3. Update.
+    if not rectify:
+        s = exp_avg_var if max_exp_avg_var is None else max_exp_avg_var
+        denom = (s.sqrt() / math.sqrt(bias_correction2)).add_(eps)  # eps a second time, outside the sqrt
+        theta.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
+    else:
+        step_size = rectified_step_size(step, beta1, beta2)  # r_t sqrt(bc2)/bc1, None while rho_t < 5
+        if step_size is not None:
+            # 0.2.1 quirk: the rectified denominator is built from exp_avg_var even with amsgrad (max ignored).
+            theta.addcdiv_(exp_avg, exp_avg_var.sqrt().add_(eps), value=-step_size * lr)
+        elif degenerated_to_sgd:
+            theta.add_(exp_avg, alpha=-(1.0 / bias_correction1) * lr)  # SGD with bias-corrected momentum
+        # else: no update this step (the weight decay above has been applied all the same)
+    if theta is not param:
+        param.copy_(theta)
+
+
+def _validated(group: dict[str, Any]) -> dict[str, Any]:
+    """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "lr": check_lr,
+        "betas": check_betas,
+        "eps": check_eps,
+        "weight_decay": check_weight_decay,
+        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+    }
+    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+
+
+class AdaBelief(torch.optim.Optimizer):
+    """AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients.
+
+    Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris, Duncan, NeurIPS 2020, https://arxiv.org/abs/2010.07468.
+    Follows the released package ``adabelief-pytorch==0.2.1`` (``adabelief_pytorch/AdaBelief.py``), frozen in
+    https://github.com/juntang-zhuang/Adabelief-Optimizer at commit 2855178 under
+    ``pypi_packages/adabelief_pytorch0.2.1``, including its defaults (:data:`PACKAGE_DEFAULT`).
+
+    Each step, in this order (t counted from 1, bc_i = 1 - b_i^t):
+        1. weight decay: theta <- theta (1 - lr wd) if ``weight_decouple`` (theta (1 - wd) with ``fixed_decay``),
+           else g <- g + wd theta (coupled L2);
+        2. m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) (g - m)^2 + eps  (the new m; eps accumulates in s);
+           with ``amsgrad``: s_max <- max(s_max, s);
+        3. without ``rectify``: theta <- theta - lr/bc1 m / (sqrt(s)/sqrt(bc2) + eps), s_max in place of s with
+           amsgrad; with ``rectify``, RAdam's rule (:mod:`common.optim.rectify`): if rho_t >= 5,
+           theta <- theta - lr r_t sqrt(bc2)/bc1 m / (sqrt(s) + eps), always s, never s_max (0.2.1 quirk:
+           amsgrad does not affect rectified steps); else theta <- theta - lr/bc1 m if ``degenerated_to_sgd``,
+           else no update.
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups.
+        lr: learning rate, >= 0. Default 1e-3.
+        betas: (beta1, beta2), each in [0, 1). Default (0.9, 0.999).
+        eps: > 0. Added to s every step (steady state ~ eps/(1-b2)) and again outside the sqrt, so sqrt(s) is
+            floored near sqrt(eps/(1-b2)): 1e-8 makes AdaBelief SGD-like on low-variance coordinates, 1e-16 (the
+            default) Adam-like (README: "eps_AdaBelief ~ eps_Adam^2"). Default 1e-16.
+        weight_decay: >= 0. Default 0.
+        amsgrad: keep the running max of s and divide by it (non-rectified steps only). Default False.
+        weight_decouple: decoupled (AdamW-style) decay instead of L2 added to the gradient. Default True.
+        fixed_decay: with ``weight_decouple``, decay by wd instead of lr wd per step; inert otherwise. Default False.
+        rectify: RAdam's variance rectification. Default True.
+        degenerated_to_sgd: with ``rectify``, take a bias-corrected SGD-momentum step while rho_t < 5 instead of
+            none; inert otherwise. Default True.
+
+    Paper vs package defaults: the paper's CIFAR runs (:data:`PAPER_CIFAR`) used in-repo copies with 0.0.5
+    behaviour: eps 1e-8, coupled L2 decay 5e-4, rectify and amsgrad off. 0.2.1 defaults to eps 1e-16, decoupled
+    decay and rectify on, which the repo's current scripts get silently (they pass only lr, betas, wd, eps). The
+    README says rectification was never used for the paper's results. Configs should set every option.
+
+    Deviations from adabelief-pytorch 0.2.1 (theta and the state are otherwise identical to it):
+        * coupled decay is added to a copy of the gradient; the package adds it into ``p.grad`` in place, which
+          corrupts gradient-norm logging after ``step()``.
+        * precision: fp16 *and bf16* params are computed in fp32 with fp32 state (0.2.1 upcasts fp16 only and
+          runs bf16 in bf16, where (g - m)^2 underflows and eps=1e-16 rounds away, issues #31, #40).
+          ``load_state_dict`` keeps that state fp32 (torch would cast it to the param dtype).
+        * no step-size cache: 0.2.1 keeps a 10-slot ``buffer`` of (step, rho_t, step_size) in each param group
+          (and shares one list between groups with default betas). We recompute these scalars every step, so
+          param groups hold hyperparameters only; a ``buffer`` in a loaded 0.2.1 checkpoint is dropped.
+        * every option can be set per param group (0.2.1 keeps ``weight_decouple``, ``fixed_decay``, ``rectify``
+          and ``degenerated_to_sgd`` as optimizer-wide attributes).
+        * ``state["step"]`` is a Python int, as in 0.2.1: exact, no device sync, and it round-trips.
+        * stricter checks: eps must be > 0 (0.2.1 accepts 0, which divides 0 by 0 on zero-gradient coordinates),
+          flags must be bools, weight_decay must be >= 0; sparse gradients and complex params raise RuntimeError.
+        * no ``print_change_log`` and no prints.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-16,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        weight_decouple: bool = True,
+        fixed_decay: bool = False,
+        rectify: bool = True,
+        degenerated_to_sgd: bool = True,
+    ) -> None:
+        defaults = _validated(
+            {
+                "lr": lr,
+                "betas": betas,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "amsgrad": amsgrad,
+                "weight_decouple": weight_decouple,
+                "fixed_decay": fixed_decay,
+                "rectify": rectify,
+                "degenerated_to_sgd": degenerated_to_sgd,
+            }
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Validate per-group overrides too, so a bad ``lr`` in a group fails as early as a bad default."""
+        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                check_dense_grad(p.grad, "AdaBelief")
+                if p.is_complex():
+                    raise RuntimeError("AdaBelief does not support complex parameters; use torch.view_as_real")
+
+                state = self.state[p]
+                dtype = _state_dtype(p.dtype)
+                fmt = torch.preserve_format
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                    state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                if group["amsgrad"] and "max_exp_avg_var" not in state:
+                    # At creation, or when amsgrad is switched on mid-run: the max then starts from this step's s.
+                    state["max_exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                state["step"] += 1
+                _adabelief_update(
+                    p,
+                    p.grad,
+                    state["exp_avg"],
+                    state["exp_avg_var"],
+                    state["max_exp_avg_var"] if group["amsgrad"] else None,
+                    state["step"],
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    weight_decouple=group["weight_decouple"],
+                    fixed_decay=group["fixed_decay"],
+                    rectify=group["rectify"],
+                    degenerated_to_sgd=group["degenerated_to_sgd"],
+                )
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as torch does, then restore fp32 state for fp16/bf16 params and an int ``step``.
+
+        Also accepts an adabelief-pytorch 0.2.1 checkpoint: its ``buffer`` cache is dropped, and the options it keeps
+        as attributes rather than in the groups are taken from this optimizer's current groups.
+        """
+        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        super().load_state_dict(state_dict)  # validates group and parameter counts
+        for group, mine in zip(self.param_groups, current, strict=True):
+            group.pop("buffer", None)
+            for key, value in mine.items():
+                group.setdefault(key, value)
+        for pid, p in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(pid)
+            if not saved:
+                continue
+            state = self.state[p]
+            if "step" in saved:
+                state["step"] = int(saved["step"])
+            for key in _STATE_TENSORS:
+                value = saved.get(key)
+                if isinstance(value, torch.Tensor):
+                    state[key] = value.to(device=p.device, dtype=_state_dtype(p.dtype))
