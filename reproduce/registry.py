@@ -15,7 +15,13 @@ from common.results.paper import Paper
 
 @lru_cache(maxsize=1)
 def paper_ids() -> tuple[str, ...]:
-    return tuple(sorted(m.name for m in pkgutil.iter_modules(papers.__path__) if m.ispkg))
+    """Subpackages of ``papers`` that expose ``PAPER``; a package without it is work in progress and not
+    offered (an import error in a paper still raises)."""
+    found = []
+    for m in pkgutil.iter_modules(papers.__path__):
+        if m.ispkg and hasattr(importlib.import_module(f"papers.{m.name}"), "PAPER"):
+            found.append(m.name)
+    return tuple(sorted(found))
 
 
 def get_paper(paper_id: str) -> Paper:

@@ -67,6 +67,7 @@ def provenance() -> dict[str, Any]:
         "device": device,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),  # other work on the machine inflates wall times
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
     }

@@ -40,7 +40,7 @@ def claim_rows(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]], 
         links = [f"[record]({_rel(path, link_from)})", f"[config]({_rel(config, link_from)})"]
         for name, plot in sorted(rec.get("plots", {}).items()):
             links.append(f"[{name}]({_rel(path.parent / plot, link_from)})")
-        ours = f"{rec.get('headline', '')} ({rec['preset']}, seeds {','.join(map(str, seeds))}; " \
+        ours = f"{claim.headline(rec['summary'])} ({rec['preset']}, seeds {','.join(map(str, seeds))}; " \
                f"{rec.get('wall_s', 0) / 60:.1f} min)"
         rows.append("| " + " | ".join([
             _cell(f"{claim.id.upper()} {claim.title}"),

@@ -58,9 +58,12 @@ def headline_lr_robustness(s: Mapping[str, Any]) -> str:
         v = best[arm]
         return "all failed" if v["loss"] is None else f"{v['loss']:.3f}@{v['lr']:g}"
 
+    top = max(s["mean_final"]["radam"], key=float)  # the largest lr, where warmup matters most
+    at_top = ", ".join(f"{arm} {s['mean_final'][arm][top]:.3f}" for arm in ("radam", "adam_warmup", "adam"))
     return (f"best val loss RAdam {b('radam')}, Adam+warmup {b('adam_warmup')}, Adam {b('adam')}; "
             f"spread S {spread['radam']:.3f} vs Adam {spread['adam']:.3f}; failed "
-            f"{failed['radam']}/{n} vs {failed['adam']}/{n} (Adam), {failed['adam_warmup']}/{n} (warmup)")
+            f"{failed['radam']}/{n} vs {failed['adam']}/{n} (Adam), {failed['adam_warmup']}/{n} (warmup); "
+            f"at lr {top}: {at_top}")
 
 
 def judge_accuracy(s: Mapping[str, Any]) -> Verdict:

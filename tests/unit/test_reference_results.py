@@ -21,3 +21,11 @@ def test_every_paper_has_a_committed_cpu_reference_record():
     for paper in all_papers():
         records = reference_records(root / "results" / "reference", paper.id)
         assert any(rec["preset"] == "cpu" for _, rec in records), f"{paper.id} has no cpu reference record"
+
+
+def test_reference_verdicts_follow_from_their_summaries_under_the_current_rules():
+    root = repo_root()
+    for paper in all_papers():
+        for path, rec in reference_records(root / "results" / "reference", paper.id):
+            assert rec["verdict"] == paper.claim(rec["claim"]).judge(rec["summary"]).to_dict(), \
+                f"{path}: the verdict rule changed since this record was made; rerun the preset"
