@@ -106,6 +106,7 @@ class TextDataModule(pl.LightningDataModule):
         self.eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         self.split_block_tokens = split_block_tokens
         self.tokens_per_step = batch_size * block_size
+        self.effective_batch = batch_size  # sequences per optimizer step; gradient accumulation is the trainer's
         self._tokens: torch.Tensor | None = None
         self._tokenizer: Tokenizer | None = None
         self._train: RandomWindowBatches | None = None

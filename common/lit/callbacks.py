@@ -177,6 +177,7 @@ class DivergenceMonitor(Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         self._step = trainer.global_step
+        self._batch_start = time.perf_counter()
 
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any) -> str | None:
         step = self._step
@@ -278,7 +279,9 @@ class CurveRecorder(Callback):
 
     ``train``: ``(step, loss)`` every ``every`` steps. ``val``: ``(step, val_loss)`` or
     ``(step, val_loss, val_acc)`` at each validation, starting with an evaluation of the initial model at
-    step 0 (see ``initial_validation``), so every curve starts from its initial value.
+    step 0 (see ``initial_validation``), so every curve starts from its initial value. ``val_train_s``:
+    ``(step, seconds)`` of training time (batch start to batch end, so extra passes such as a Hessian
+    estimate count and evaluations do not) spent before each validation: the x axis of wall-clock plots.
     """
 
     def __init__(self, every: int = 1) -> None:
@@ -287,14 +290,19 @@ class CurveRecorder(Callback):
         self.every = every
         self.train: list[tuple[int, float]] = []
         self.val: list[tuple[float, ...]] = []
+        self.val_train_s: list[tuple[int, float]] = []
         self._step = 0
+        self._train_s = 0.0
+        self._batch_start = 0.0
 
     def _add_val(self, step: int, loss: float, acc: float | None) -> None:
         entry = (step, loss) if acc is None else (step, loss, acc)
         if self.val and self.val[-1][0] == step:
             self.val[-1] = entry
+            self.val_train_s[-1] = (step, self._train_s)
         else:
             self.val.append(entry)
+            self.val_train_s.append((step, self._train_s))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0 and not self.val:
@@ -305,9 +313,11 @@ class CurveRecorder(Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         self._step = trainer.global_step
+        self._batch_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        self._train_s += time.perf_counter() - self._batch_start
         if self._step % self.every == 0 and (not self.train or self.train[-1][0] != self._step):
             loss = train_loss_value(trainer, outputs)
             if loss is not None:

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from common.lit.callbacks import (
     StepTimer,
     ValidateAtMaxSteps,
 )
+from common.results.record import json_safe
 
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 
@@ -52,20 +53,11 @@ class FitResult:
     state_bytes: int | None
     log_dir: str | None
     state_bytes_per_param: float | None = None
+    val_train_s: list[tuple[int, float]] = field(default_factory=list)  # training seconds before each val
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: tuples become lists and non-finite floats become None."""
-        return _json_safe(asdict(self))
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+        return json_safe(asdict(self))
 
 
 @contextmanager
@@ -187,6 +179,7 @@ def fit(
     return FitResult(
         train_curve=list(curves.train),
         val_curve=list(curves.val),
+        val_train_s=list(curves.val_train_s),
         final_train_loss=curves.train[-1][1] if curves.train else math.nan,
         final_val_loss=float(last_val[1]) if last_val is not None else math.nan,
         final_val_acc=float(last_val[2]) if last_val is not None and len(last_val) > 2 else None,

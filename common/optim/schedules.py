@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,3 +22,17 @@ def step_decay(total_steps: int, at: Iterable[float], gamma: float = 0.1) -> Sch
     """Multiply the LR by ``gamma`` at the given fractions of training (the CIFAR step schedule)."""
     milestones = sorted(int(f * total_steps) for f in at)
     return lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.1) -> SchedulerFactory:
+    """nanoGPT's schedule: linear warmup to the peak lr, cosine decay to ``min_ratio`` x peak at the end."""
+    if total_steps < 1 or warmup_steps < 0 or warmup_steps > total_steps:
+        raise ValueError(f"need 0 <= warmup_steps <= total_steps, got {warmup_steps}, {total_steps}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor)
