@@ -1,0 +1,156 @@
+"""Hugging Face corpora: load_hf_text on local JSON-lines / parquet files offline, and tokenize_to_bin.
+
+The loading tests need the ``datasets`` package (a dev dependency) and fail, not skip, without it; the message a
+user gets without it is tested separately by hiding the package.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from common.data.hf import _texts, load_hf_text, tokenize_to_bin
+from common.data.tokenizers import ByteTokenizer, CharTokenizer
+from common.data.tokens import TokenFileDataModule, load_token_file
+from common.errors import DataError
+
+DOCS = [f"document {i}: {'lorem ipsum ' * (i % 4)}naïve ✓ end" for i in range(40)]
+
+
+@pytest.fixture
+def offline_hf(monkeypatch, tmp_path) -> Path:
+    """No network and no writes outside tmp_path: offline flags (read at import and at call time) and a cache dir."""
+    import datasets
+    import huggingface_hub.constants
+
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "datasets")  # read at import, like the flags
+    return cache
+
+
+@pytest.fixture
+def jsonl(tmp_path) -> Path:
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(DOCS)), encoding="utf-8")
+    return path
+
+
+def test_missing_datasets_package_is_a_clear_data_error(monkeypatch, jsonl):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` raise ImportError
+    with pytest.raises(DataError, match="pip install datasets"):
+        load_hf_text(jsonl)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_load_local_jsonl(offline_hf, jsonl, streaming):
+    texts = load_hf_text(jsonl, "train", streaming=streaming, cache_dir=offline_hf)
+    assert list(texts) == DOCS
+    assert list(load_hf_text(jsonl, max_docs=3, streaming=streaming, cache_dir=offline_hf)) == DOCS[:3]
+    assert list(load_hf_text(jsonl, max_docs=0, streaming=streaming, cache_dir=offline_hf)) == []
+
+
+def test_load_local_parquet_and_other_field(offline_hf, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"content": DOCS[::-1], "n": list(range(len(DOCS)))}), path)
+    assert list(load_hf_text(path, text_field="content", cache_dir=offline_hf)) == DOCS[::-1]
+    with pytest.raises(DataError, match="no field 'text'; fields: content, n"):
+        load_hf_text(path, cache_dir=offline_hf)
+
+
+def test_missing_field_is_reported_when_the_columns_are_known_only_after_reading(offline_hf, jsonl):
+    import datasets
+
+    with pytest.raises(DataError, match="no field 'body'; fields: id, text"):
+        load_hf_text(jsonl, text_field="body", streaming=True, cache_dir=offline_hf)  # json infers its columns
+    unknown = datasets.IterableDataset.from_generator(lambda: iter([{"body": "a"}]))
+    assert unknown.column_names is None
+    with pytest.raises(DataError, match="no field 'text'; fields: body"):
+        list(_texts(unknown, "text", None, "generated"))
+
+
+def test_load_errors_are_data_errors(offline_hf, tmp_path, jsonl):
+    with pytest.raises(DataError, match="not found"):
+        load_hf_text(tmp_path / "missing.jsonl")
+    (tmp_path / "docs.xml").write_text("<doc/>")
+    with pytest.raises(DataError, match="suffix '.xml'"):
+        load_hf_text(tmp_path / "docs.xml")
+    with pytest.raises(DataError, match="split 'validation'"):
+        load_hf_text(jsonl, "validation", cache_dir=offline_hf)
+    with pytest.raises(DataError, match="offline mode is on"):
+        load_hf_text("optrepro-test/no-such-dataset", cache_dir=offline_hf)  # must not touch the network
+
+
+# --- tokenize_to_bin -------------------------------------------------------------------------------------
+
+
+def test_tokenize_to_bin_writes_nanogpt_files(tmp_path):
+    tok = ByteTokenizer()
+    written = tokenize_to_bin(iter(DOCS), tok, tmp_path / "out", val_fraction=0.1, eot=0)
+    val_docs = [d for i, d in enumerate(DOCS) if i % 10 == 9]  # every 10th document: 9, 19, 29, 39
+    train_docs = [d for i, d in enumerate(DOCS) if i % 10 != 9]
+
+    def expected(docs: list[str]) -> list[int]:
+        return [t for d in docs for t in [*d.encode("utf-8"), 0]]
+
+    train = load_token_file(tmp_path / "out" / "train.bin")
+    val = load_token_file(tmp_path / "out" / "val.bin")
+    assert train.dtype == np.uint16 and train.tolist() == expected(train_docs)
+    assert val.tolist() == expected(val_docs)
+    assert written.train == tmp_path / "out" / "train.bin" and written.val == tmp_path / "out" / "val.bin"
+    assert (written.train_tokens, written.val_tokens, written.documents) == (len(train), len(val), 40)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.bin", "val.bin"]  # no temp files left
+
+
+def test_tokenize_to_bin_accepts_callables_and_lists(tmp_path):
+    tok = CharTokenizer.from_text("".join(DOCS))
+    tokenize_to_bin(DOCS, lambda s: tok.encode(s).tolist(), tmp_path, val_fraction=0.0)
+    assert tok.decode(load_token_file(tmp_path / "train.bin").astype(np.int64)) == "".join(DOCS)
+
+
+def test_tokenize_to_bin_rejects_ids_uint16_cannot_hold(tmp_path):
+    (tmp_path / "train.bin").write_bytes(bytes(4))  # an earlier, good file must survive the failed write
+
+    def big_ids(text: str) -> list[int]:
+        return [1, 2, 70_000] if "17" in text else [1, 2]
+
+    with pytest.raises(DataError, match="document 17 has token id 70000"):
+        tokenize_to_bin(DOCS, big_ids, tmp_path, val_fraction=0.1)
+    with pytest.raises(DataError, match="token id -1"):
+        tokenize_to_bin(DOCS, lambda s: [-1], tmp_path, val_fraction=0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.bin"]
+    assert (tmp_path / "train.bin").read_bytes() == bytes(4)
+    tokenize_to_bin(["x"], lambda s: [65_535], tmp_path, val_fraction=0.0)  # the largest uint16 id is fine
+    assert load_token_file(tmp_path / "train.bin").tolist() == [65_535]
+
+
+def test_tokenize_to_bin_needs_a_val_document(tmp_path):
+    with pytest.raises(DataError, match="no val tokens from 5 documents"):
+        tokenize_to_bin(DOCS[:5], ByteTokenizer(), tmp_path, val_fraction=0.1)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "val.bin").write_bytes(bytes(2))
+    written = tokenize_to_bin(DOCS[:5], ByteTokenizer(), tmp_path, val_fraction=0.0)
+    assert written.val is None and not (tmp_path / "val.bin").exists()  # a stale val.bin is not kept
+
+
+def test_local_corpus_to_token_datamodule(offline_hf, jsonl, tmp_path):
+    tokenize_to_bin(load_hf_text(jsonl, cache_dir=offline_hf), ByteTokenizer(), tmp_path / "bin", val_fraction=0.1)
+    dm = TokenFileDataModule(tmp_path / "bin", block_size=8, batch_size=4, val_batches=2, eval_batch_size=2,
+                             vocab_size=256)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 8) and torch.equal(y[:, :-1], x[:, 1:])
+    val_text = "".join(DOCS[9::10]).encode("utf-8")
+    for vx, _ in dm.val_dataloader():
+        assert all(bytes(row) in val_text for row in vx.tolist())
