@@ -1,1 +1,49 @@
 """Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training (Liu et al., ICLR 2024)."""
+
+from common.results.paper import Claim, Paper
+from papers.sophia.experiment import run_steps_to_target
+from papers.sophia.hessian import gnb_hessian_step, hessian_update_due, hutchinson_hessian_step
+from papers.sophia.optim import SophiaG, SophiaH
+from papers.sophia.verdicts import headline_steps, judge_steps
+
+BIBTEX = r"""
+@inproceedings{liu2024sophia,
+  title     = {Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training},
+  author    = {Liu, Hong and Li, Zhiyuan and Hall, David and Liang, Percy and Ma, Tengyu},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2024},
+  eprint    = {2305.14342},
+  archivePrefix = {arXiv}
+}
+"""
+
+PAPER = Paper(
+    id="sophia",
+    title="Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training",
+    authors="Liu et al.",
+    venue="ICLR 2024",
+    arxiv="2305.14342",
+    code_url="https://github.com/Liuhong99/Sophia",
+    code_commit="HEAD (SophiaG clamp form, see the optimizer docstring)",
+    bibtex=BIBTEX,
+    package="papers.sophia",
+    claims=(
+        Claim(
+            id="s1",
+            title="2x-steps: SophiaG reaches AdamW's final validation loss in fewer steps",
+            paper_result="2x speed-up over AdamW in steps, total compute and wall-clock (125M-1.5B); GPT-2 small "
+                         "100k steps: AdamW ≈2.93 vs SophiaG ≈2.90 val loss",
+            source="abstract [abs]; README figures [fig]",
+            metric="R = T_total / T_hit, T_hit = first eval step where SophiaG's seed-mean val loss ≤ AdamW-best's "
+                   "seed-mean final val loss; also the wall-clock ratio incl. Hessian steps",
+            rule="reproduced if R ≥ 1.8; partially if 1.1 ≤ R < 1.8; not reproduced if R < 1.1 or never hit; "
+                 "contradicted if SophiaG's final loss > AdamW's + 2·SE",
+            run=run_steps_to_target,
+            judge=judge_steps,
+            headline=headline_steps,
+            tolerances={"best.sophiag.final_val_loss": 0.03, "best.adamw.final_val_loss": 0.03},
+        ),
+    ),
+)
+
+__all__ = ["PAPER", "SophiaG", "SophiaH", "gnb_hessian_step", "hessian_update_due", "hutchinson_hessian_step"]

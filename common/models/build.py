@@ -1,0 +1,27 @@
+"""Model construction from a preset's ``model`` section, shared by the LM experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.models.gpt import GPT, GPTConfig, llama_config
+
+
+def build_lm(model: Mapping[str, Any], vocab_size: int) -> nn.Module:
+    """``kind: gpt`` (GPTConfig fields) or ``kind: llama`` (llama_config arguments); ``compile: true``
+    wraps the model in torch.compile (gpu presets)."""
+    spec = dict(model)
+    kind = spec.pop("kind", "gpt")
+    compile_ = bool(spec.pop("compile", False))
+    if kind == "llama":
+        cfg = llama_config(vocab_size=vocab_size, **spec)
+    elif kind == "gpt":
+        cfg = GPTConfig(vocab_size=vocab_size, **spec)
+    else:
+        raise ValueError(f"model.kind must be gpt or llama, got {kind!r}")
+    net = GPT(cfg)
+    return torch.compile(net) if compile_ else net  # type: ignore[return-value]

@@ -1,0 +1,41 @@
+"""Small statistics the verdict rules share: seed means, standard errors, first hitting times."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    vals = list(values)
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def se_of_difference(a: Sequence[float], b: Sequence[float]) -> float:
+    """Standard error of mean(a) - mean(b) for independent seeds (Welch): sqrt(s_a^2/n_a + s_b^2/n_b)."""
+    _, sa = mean_sd(a)
+    _, sb = mean_sd(b)
+    return math.sqrt(sa * sa / len(a) + sb * sb / len(b))
+
+
+def mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> list[tuple[float, float]]:
+    """Pointwise mean over seeds of (x, y) curves, on the x values every seed has (diverged seeds end early)."""
+    if not curves:
+        return []
+    common = set.intersection(*({float(p[0]) for p in c} for c in curves))
+    out = []
+    for x in sorted(common):
+        ys = [float(p[1]) for c in curves for p in c if float(p[0]) == x and p[1] is not None]
+        if len(ys) == len(curves):
+            out.append((x, statistics.fmean(ys)))
+    return out
+
+
+def first_hit(curve: Sequence[tuple[float, float]], target: float) -> float | None:
+    """The first x at which y <= target, or None when the curve never gets there."""
+    for x, y in curve:
+        if y <= target:
+            return x
+    return None
