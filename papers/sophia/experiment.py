@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from common.data.lm import lm_datamodule
 from common.lit.fit import fit
@@ -75,20 +76,19 @@ def _sophiag(bs: int) -> Any:
 
 def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
     tokens_per_step = int(cfg.batch_size) * int(cfg.model.block_size)
-    steps = int(cfg.steps)
 
-    def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
+    def train(arm: str, lr: float, seed: int, label: str, *, steps: int, rho: float | None) -> dict[str, Any]:
         seed_all(seed)
         dm = lm_datamodule(cfg.data, block_size=int(cfg.model.block_size), batch_size=int(cfg.batch_size),
                            seed=seed, val_batches=int(cfg.val_batches))
         dm.setup("fit")
-        spec = cfg.arms[arm]
+        spec = OmegaConf.merge(cfg.arms[arm], {"rho": rho} if rho is not None else {})
         module = SophiaLanguageModel(
             build_lm(cfg.model, dm.vocab_size), arm_optimizer(arm, lr, spec, {"sophiag": _sophiag(tokens_per_step)}),
             warmup_cosine(steps, int(float(cfg.warmup_frac) * steps), float(cfg.min_lr_ratio)),
             grad_clip=float(cfg.grad_clip), param_groups=decay_split(float(spec.weight_decay)),
             hessian_every=int(spec.k) if spec.get("optimizer") == "sophiag" else None, seed=seed)
-        res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"s1/{arm}/lr{lr:g}/s{seed}",
+        res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"s1/{arm}/lr{lr:g}/rho{rho}/s{seed}",
                   val_every=int(cfg.val_every), progress_label=label, trainer_kwargs=ctx.trainer)
         return {"final_val_loss": res.final_val_loss, "diverged": res.diverged,
                 "divergence_reason": res.divergence_reason, "val_curve": res.val_curve,
@@ -96,11 +96,43 @@ def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
                 "hessian_trace": module.hessian_trace, "wall_s": res.wall_s,
                 "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes}
 
+    rho, probes = tune_rho(cfg, ctx, train)
     arms = list(cfg.arms)
-    runs, best = tune_then_seed(ctx, arms, [float(x) for x in cfg.lrs], run,
+    runs, best = tune_then_seed(ctx, arms, [float(x) for x in cfg.lrs],
+                                lambda a, lr, seed, label: {"rho": rho if a == "sophiag" else None, **train(
+                                    a, lr, seed, label, steps=int(cfg.steps), rho=rho if a == "sophiag" else None)},
                                 score=lambda r: None if r["diverged"] else r["final_val_loss"])
-    summary = summarize(runs, best, steps, tokens_per_step)
+    summary = summarize(runs, best, int(cfg.steps), tokens_per_step)
+    summary["rho"], summary["rho_probes"] = rho, probes
+    late = [w for r in runs if r["arm"] == "sophiag" and r["lr"] == best.get("sophiag")
+            for step, w, _ in r["hessian_trace"] if step >= int(cfg.rho_tuning.after)]
+    summary["win_rate_after"] = statistics.fmean(late) if late else None
     return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(runs, best, ctx))
+
+
+def tune_rho(cfg: Any, ctx: RunContext, train: Any) -> tuple[float, dict[str, float | None]]:
+    """rho by the README's rule: the win rate (fraction of coordinates not clipped) should settle in a band
+    (0.1-0.5) after the first steps, and a larger rho raises it. Probe each candidate on seed 0 at one lr and
+    take the smallest rho whose late win rate lands in the band (else the one closest to it). Done once,
+    before the lr sweep; rho is never tuned per seed."""
+    t = cfg.rho_tuning
+    lo, hi = (float(x) for x in t.band)
+    probes: dict[str, float | None] = {}
+    if len(t.rhos) == 1:  # a fixed rho (the paper preset): nothing to choose
+        return float(t.rhos[0]), probes
+    for i, rho in enumerate(float(x) for x in t.rhos):
+        r = train("sophiag", float(t.lr), ctx.seeds[0], ctx.label(i + 1, len(t.rhos), f"rho probe {rho:g}"),
+                  steps=int(t.steps), rho=rho)
+        late = [w for step, w, _ in r["hessian_trace"] if step >= int(t.after)]
+        probes[f"{rho:g}"] = None if r["diverged"] or not late else statistics.fmean(late)
+        ctx.say(f"[{ctx.claim_id} rho probe] rho={rho:g}: late win rate {probes[f'{rho:g}']}")
+    scored = [(float(k), v) for k, v in probes.items() if v is not None]
+    if not scored:
+        return float(cfg.arms.sophiag.rho), probes
+    inside = [k for k, v in scored if lo <= v <= hi]
+    if inside:
+        return min(inside), probes
+    return min(scored, key=lambda kv: min(abs(kv[1] - lo), abs(kv[1] - hi)))[0], probes
 
 
 def summarize(runs: list[dict[str, Any]], best: Mapping[str, float | None], steps: int,

@@ -35,7 +35,9 @@ def headline_steps(s: Mapping[str, Any]) -> str:
     b = s["best"]
     r = f"R = {s['ratio']:.2f}" if s["ratio"] else "SophiaG never reached AdamW's final loss (R < 1)"
     wall = s.get("wallclock_ratio")
-    return (f"{r}; wall-clock ratio {wall:.2f}" if wall else r) + (
+    win = s.get("win_rate_after")
+    tuned = f"; rho {s['rho']:g} (late win rate {win:.2f})" if "rho" in s and win is not None else ""
+    return (f"{r}; wall-clock ratio {wall:.2f}" if wall else r) + tuned + (
         f"; final val loss SophiaG {b['sophiag']['final_val_loss']:.4f}±{b['sophiag']['final_val_loss_sd']:.4f}"
         f"@{b['sophiag']['lr']:g} vs AdamW {b['adamw']['final_val_loss']:.4f}±{b['adamw']['final_val_loss_sd']:.4f}"
         f"@{b['adamw']['lr']:g}; SophiaG step-time overhead {100 * s.get('step_time_overhead', 0):+.0f}%")
