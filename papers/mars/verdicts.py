@@ -37,6 +37,16 @@ def _arms(s: Mapping[str, Any]) -> str:
                      for a, v in s["best"].items() if v["final_val_loss"] is not None)
 
 
+def grid_edges(s: Mapping[str, Any]) -> dict[str, str]:
+    """Arms whose best lr sits at an end of their grid: tuning there is not conclusive."""
+    out = {}
+    for arm, v in s["best"].items():
+        lrs = sorted(float(x) for x in s.get("grid", {}).get(arm, {}))
+        if v["lr"] is not None and len(lrs) > 1 and v["lr"] in (lrs[0], lrs[-1]):
+            out[arm] = "low" if v["lr"] == lrs[0] else "high"
+    return out
+
+
 def _headline(s: Mapping[str, Any], name: str) -> str:
     cmp = s.get(name)
     if cmp is None:
@@ -44,7 +54,9 @@ def _headline(s: Mapping[str, Any], name: str) -> str:
     tokens = cmp["tokens_to_baseline_final"]
     reach = (f"MARS reaches {cmp['baseline']}'s final loss after {tokens:,} of {cmp['baseline_tokens']:,} tokens"
              if tokens else f"MARS never reaches {cmp['baseline']}'s final loss")
-    return f"delta {cmp['delta']:+.4f} (SE {cmp['se']:.4f}); {reach}; final val loss {_arms(s)}"
+    edges = grid_edges(s)
+    edge = f"; best lr at the grid edge for {', '.join(f'{a} ({e})' for a, e in edges.items())}" if edges else ""
+    return f"delta {cmp['delta']:+.4f} (SE {cmp['se']:.4f}); {reach}; final val loss {_arms(s)}{edge}"
 
 
 def headline_m1(s: Mapping[str, Any]) -> str:
