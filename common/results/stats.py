@@ -39,3 +39,13 @@ def first_hit(curve: Sequence[tuple[float, float]], target: float) -> float | No
         if y <= target:
             return x
     return None
+
+
+def best_arm(runs: Sequence[dict], arm: str, lr: float | None) -> tuple[dict, list[tuple[float, float]]]:
+    """Best-vs-best bookkeeping for one arm: its seeds at the chosen lr (diverged runs excluded) as
+    ``{lr, final_val_loss (seed mean), final_val_loss_sd, n, finals}``, plus its seed-mean val curve."""
+    mine = [r for r in runs if r["arm"] == arm and r["lr"] == lr and not r["diverged"]]
+    finals = [r["final_val_loss"] for r in mine]
+    mean, sd = mean_sd(finals) if finals else (None, None)
+    entry = {"lr": lr, "final_val_loss": mean, "final_val_loss_sd": sd, "n": len(finals), "finals": finals}
+    return entry, mean_curve([r["val_curve"] for r in mine])

@@ -12,19 +12,14 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from common.data.lm import lm_datamodule
-from common.lit.fit import fit
-from common.lit.language_model import LanguageModelModule
-from common.lit.seed import seed_all
-from common.models.build import build_lm
+from common.lit.lm_run import tokens_per_step, train_lm
 from common.optim.arms import arm_optimizer, require
 from common.optim.baselines import OptimizerFactory
 from common.optim.param_groups import decay_split
-from common.optim.schedules import warmup_cosine
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves, plot_lr_sweep
-from common.results.stats import first_hit, mean_curve, mean_sd, se_of_difference
+from common.results.stats import best_arm, first_hit, se_of_difference
 from common.results.sweep import tune_then_seed
 from papers.mars.optim import MARS
 
@@ -53,31 +48,19 @@ def run_mars(cfg: Any, ctx: RunContext) -> Measurement:
 
 
 def _sweep(cfg: Any, ctx: RunContext) -> Measurement:
-    steps, tokens_per_step = int(cfg.steps), int(cfg.batch_size) * int(cfg.model.block_size)
 
     def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
-        seed_all(seed)
-        dm = lm_datamodule(cfg.data, block_size=int(cfg.model.block_size), batch_size=int(cfg.batch_size),
-                           seed=seed, val_batches=int(cfg.val_batches))
-        dm.setup("fit")
         spec = cfg.arms[arm]
         # AdamW decays matrices only (nanoGPT); MARS takes every tensor and routes 1-D ones to its own AdamW path
         groups = decay_split(float(spec.weight_decay)) if spec.optimizer != "mars" else None
-        module = LanguageModelModule(
-            build_lm(cfg.model, dm.vocab_size), arm_optimizer(arm, lr, spec, {"mars": _mars}),
-            warmup_cosine(steps, int(float(cfg.warmup_frac) * steps), float(cfg.min_lr_ratio)),
-            grad_clip=float(cfg.grad_clip), param_groups=groups)
-        res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"mars/{arm}/lr{lr:g}/s{seed}",
-                  val_every=int(cfg.val_every), progress_label=label, trainer_kwargs=ctx.trainer)
-        return {"final_val_loss": res.final_val_loss, "diverged": res.diverged,
-                "divergence_reason": res.divergence_reason, "val_curve": res.val_curve,
-                "train_s": res.val_train_s[-1][1] if res.val_train_s else None, "wall_s": res.wall_s,
-                "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes}
+        entry, _ = train_lm(cfg, ctx, run_name=f"mars/{arm}/lr{lr:g}/s{seed}", seed=seed, label=label,
+                            optimizer=arm_optimizer(arm, lr, spec, {"mars": _mars}), param_groups=groups)
+        return entry
 
     arms = list(cfg.arms)
     grids = {a: [float(x) for x in cfg.arms[a].get("lrs", cfg.lrs)] for a in arms}
     runs, best = tune_then_seed(ctx, arms, grids, run, score=lambda r: None if r["diverged"] else r["final_val_loss"])
-    summary = summarize(runs, best, steps, tokens_per_step)
+    summary = summarize(runs, best, int(cfg.steps), tokens_per_step(cfg))
     return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(runs, best, arms, ctx))
 
 
@@ -88,12 +71,9 @@ def summarize(runs: list[dict[str, Any]], best: Mapping[str, float | None], step
     curves = {}
     for arm, lr in best.items():
         s["grid"][arm] = {f"{r['lr']:g}": r["final_val_loss"] for r in runs if r["arm"] == arm and r["seed"] == 0}
-        mine = [r for r in runs if r["arm"] == arm and r["lr"] == lr and not r["diverged"]]
-        finals = [r["final_val_loss"] for r in mine]
-        mean, sd = mean_sd(finals) if finals else (None, None)
-        s["best"][arm] = {"lr": lr, "final_val_loss": mean, "final_val_loss_sd": sd, "n": len(finals),
-                          "finals": finals, "state_bytes": mine[0]["state_bytes"] if mine else None}
-        curves[arm] = mean_curve([r["val_curve"] for r in mine])
+        s["best"][arm], curves[arm] = best_arm(runs, arm, lr)
+        s["best"][arm]["state_bytes"] = next((r["state_bytes"] for r in runs if r["arm"] == arm and r["lr"] == lr),
+                                             None)
     for name, (base, method) in {"m1": ("adamw", "mars"), "m2": ("mars_gamma0", "mars")}.items():
         a, m = s["best"].get(base), s["best"].get(method)
         if not a or not m or not a["finals"] or not m["finals"]:

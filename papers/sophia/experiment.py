@@ -15,19 +15,15 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from common.data.lm import lm_datamodule
-from common.lit.fit import fit
 from common.lit.language_model import LanguageModelModule
-from common.lit.seed import seed_all
-from common.models.build import build_lm
+from common.lit.lm_run import tokens_per_step, train_lm
 from common.optim.arms import arm_optimizer, require
 from common.optim.baselines import OptimizerFactory
 from common.optim.param_groups import decay_split
-from common.optim.schedules import warmup_cosine
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves
-from common.results.stats import first_hit, mean_curve, mean_sd, se_of_difference
+from common.results.stats import best_arm, first_hit, se_of_difference
 from common.results.sweep import tune_then_seed
 from papers.sophia.hessian import gnb_hessian_step, hessian_update_due
 from papers.sophia.optim import SophiaG
@@ -37,10 +33,10 @@ class SophiaLanguageModel(LanguageModelModule):
     """Manual optimization: backward, global clip, step, schedule; then, for SophiaG, the GNB estimate
     every ``hessian_every`` steps on the same batch. ``hessian_trace`` keeps (step, win_rate, h mean)."""
 
-    def __init__(self, *args: Any, hessian_every: int | None, seed: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hessian_every: int | None, seed_for_labels: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.automatic_optimization = False
-        self.hessian_every, self.seed = hessian_every, seed
+        self.hessian_every, self.seed = hessian_every, seed_for_labels
         self.hessian_trace: list[tuple[int, float, float]] = []
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
@@ -75,26 +71,14 @@ def _sophiag(bs: int) -> Any:
 
 
 def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
-    tokens_per_step = int(cfg.batch_size) * int(cfg.model.block_size)
-
     def train(arm: str, lr: float, seed: int, label: str, *, steps: int, rho: float | None) -> dict[str, Any]:
-        seed_all(seed)
-        dm = lm_datamodule(cfg.data, block_size=int(cfg.model.block_size), batch_size=int(cfg.batch_size),
-                           seed=seed, val_batches=int(cfg.val_batches))
-        dm.setup("fit")
         spec = OmegaConf.merge(cfg.arms[arm], {"rho": rho} if rho is not None else {})
-        module = SophiaLanguageModel(
-            build_lm(cfg.model, dm.vocab_size), arm_optimizer(arm, lr, spec, {"sophiag": _sophiag(tokens_per_step)}),
-            warmup_cosine(steps, int(float(cfg.warmup_frac) * steps), float(cfg.min_lr_ratio)),
-            grad_clip=float(cfg.grad_clip), param_groups=decay_split(float(spec.weight_decay)),
-            hessian_every=int(spec.k) if spec.get("optimizer") == "sophiag" else None, seed=seed)
-        res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"s1/{arm}/lr{lr:g}/rho{rho}/s{seed}",
-                  val_every=int(cfg.val_every), progress_label=label, trainer_kwargs=ctx.trainer)
-        return {"final_val_loss": res.final_val_loss, "diverged": res.diverged,
-                "divergence_reason": res.divergence_reason, "val_curve": res.val_curve,
-                "val_train_s": res.val_train_s, "train_s": res.val_train_s[-1][1] if res.val_train_s else None,
-                "hessian_trace": module.hessian_trace, "wall_s": res.wall_s,
-                "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes}
+        entry, module = train_lm(
+            cfg, ctx, run_name=f"s1/{arm}/lr{lr:g}/rho{rho}/s{seed}", seed=seed, label=label, steps=steps,
+            optimizer=arm_optimizer(arm, lr, spec, {"sophiag": _sophiag(tokens_per_step(cfg))}),
+            param_groups=decay_split(float(spec.weight_decay)), module_cls=SophiaLanguageModel,
+            hessian_every=int(spec.k) if spec.get("optimizer") == "sophiag" else None, seed_for_labels=seed)
+        return {**entry, "hessian_trace": module.hessian_trace}
 
     rho, probes = tune_rho(cfg, ctx, train)
     arms = list(cfg.arms)
@@ -102,7 +86,7 @@ def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
                                 lambda a, lr, seed, label: {"rho": rho if a == "sophiag" else None, **train(
                                     a, lr, seed, label, steps=int(cfg.steps), rho=rho if a == "sophiag" else None)},
                                 score=lambda r: None if r["diverged"] else r["final_val_loss"])
-    summary = summarize(runs, best, int(cfg.steps), tokens_per_step)
+    summary = summarize(runs, best, int(cfg.steps), tokens_per_step(cfg))
     summary["rho"], summary["rho_probes"] = rho, probes
     late = [w for r in runs if r["arm"] == "sophiag" and r["lr"] == best.get("sophiag")
             for step, w, _ in r["hessian_trace"] if step >= int(cfg.rho_tuning.after)]
@@ -141,13 +125,11 @@ def summarize(runs: list[dict[str, Any]], best: Mapping[str, float | None], step
     s: dict[str, Any] = {"steps": steps, "tokens_per_step": tokens_per_step, "effective_batch_tokens": tokens_per_step,
                          "best": {}}
     for arm, lr in best.items():
-        mine = [r for r in runs if r["arm"] == arm and r["lr"] == lr and not r["diverged"]]
-        finals = [r["final_val_loss"] for r in mine]
-        train_s = [r["train_s"] for r in mine if r["train_s"]]
-        mean, sd = mean_sd(finals) if finals else (None, None)
-        s["best"][arm] = {"lr": lr, "final_val_loss": mean, "final_val_loss_sd": sd, "n": len(finals),
-                          "finals": finals, "mean_curve": mean_curve([r["val_curve"] for r in mine]),
-                          "train_s_per_step": statistics.fmean(train_s) / steps if train_s else None}
+        s["best"][arm], curve = best_arm(runs, arm, lr)
+        train_s = [r["train_s"] for r in runs
+                   if r["arm"] == arm and r["lr"] == lr and r["train_s"] and not r["diverged"]]
+        s["best"][arm]["mean_curve"] = curve
+        s["best"][arm]["train_s_per_step"] = statistics.fmean(train_s) / steps if train_s else None
     a, g = s["best"].get("adamw"), s["best"].get("sophiag")
     if not a or not g or not a["finals"] or not g["finals"]:
         s["ratio"] = None
