@@ -1,0 +1,542 @@
+"""SOAP with the semantics of the authors' released code (nikhilvyas/SOAP, commit a1e5535, ``soap.py``).
+
+The maths lives once, in small per-tensor functions (:func:`_soap_init`, :func:`_soap_update` and the projection,
+factor and refresh helpers they call): the readable definition that batched or fused variants must match.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch.optim.optimizer import ParamsT
+
+from common.optim.linalg import eigh_with_fallback
+from common.optim.precision import state_dtype
+from common.optim.validation import (
+    check_betas,
+    check_bool,
+    check_choice,
+    check_dense_grad,
+    check_lr,
+    check_real,
+    check_weight_decay,
+)
+
+__all__ = ["DATA_FORMATS", "SOAP"]
+
+DATA_FORMATS = ("channels_first", "channels_last")
+_FLAGS = ("merge_dims", "precondition_1d", "normalize_grads", "correct_bias", "freeze_basis", "precise")
+# Per-tensor keys of the official state that are hyperparameters; we read them from the group (see deviations).
+_OFFICIAL_STATE_HYPERPARAMETERS = ("precondition_frequency", "shampoo_beta")
+
+# A factor or basis slot is a square tensor, or ``[]`` where that side is the identity (the official layout).
+Slot = torch.Tensor | list
+
+
+class _Layout(NamedTuple):
+    """How a tensor is viewed for preconditioning: ``merge_dims`` reshaping, after the channels_last permutation."""
+
+    merge: bool
+    max_dim: int
+    channels_last: bool
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    """An int (not a bool) >= ``low``; the official code takes these as Python ints."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _check_shampoo_beta(value: object) -> float:
+    """Negative means "use betas[1]" (the official rule, default -1); otherwise an EMA factor in [0, 1)."""
+    v = check_real("shampoo_beta", value)
+    if v >= 0:
+        check_real("shampoo_beta", v, low=0.0, high=1.0, high_inclusive=False)
+    return v
+
+
+def _merged_shape(shape: tuple[int, ...], max_dim: int) -> list[int]:
+    """The official ``merge_dims``: fuse neighbouring dims while their product stays <= ``max_dim``."""
+    new_shape: list[int] = []
+    current = 1
+    for size in shape:
+        product = current * size
+        if product > max_dim:
+            if current > 1:
+                new_shape.append(current)
+                current = size
+            else:
+                new_shape.append(size)
+                current = 1
+        else:
+            current = product
+    if current > 1 or not new_shape:
+        new_shape.append(current)
+    return new_shape
+
+
+def _to_layout(t: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    """View ``t`` the way the factors see it: channels_last 4-D -> (O, I, H, W), then merged (merge_dims only)."""
+    if not layout.merge:
+        return t
+    if layout.channels_last and t.ndim == 4:
+        t = t.permute(0, 3, 1, 2)
+    return t.reshape(_merged_shape(tuple(t.shape), layout.max_dim))
+
+
+def _from_layout(t: torch.Tensor, shape: torch.Size, layout: _Layout) -> torch.Tensor:
+    """Inverse of :func:`_to_layout` for a tensor of the original ``shape``."""
+    if not layout.merge:
+        return t
+    if layout.channels_last and len(shape) == 4:
+        return t.reshape(shape[0], shape[3], shape[1], shape[2]).permute(0, 2, 3, 1)
+    return t.reshape(shape)
+
+
+def _project(t: torch.Tensor, bases: list[Slot], layout: _Layout, *, back: bool) -> torch.Tensor:
+    """Q_1^T x_1 ... Q_k^T x_k t (``back=False``) or Q_1 ... Q_k t (``back=True``): the official tensordot chain.
+
+    Each step contracts the leading dim with a basis (or, for an identity side, moves it to the end), so after all
+    dims the tensor is back in its own order.
+    """
+    shape = t.shape
+    x = _to_layout(t, layout)
+    for q in bases:
+        if isinstance(q, torch.Tensor):
+            x = torch.tensordot(x, q, dims=([0], [1 if back else 0]))
+        else:
+            x = x.permute(*range(1, x.ndim), 0)
+    return _from_layout(x, shape, layout)
+
+
+def _new_factors(grad: torch.Tensor, layout: _Layout, precondition_1d: bool) -> list[Slot]:
+    """Zero k x k factors for the sides with k <= max_precond_dim, ``[]`` elsewhere (official ``init_preconditioner``).
+
+    1-D tensors get one factor only with ``precondition_1d``. An empty tensor gets ``[]`` on every side.
+    """
+    kwargs = {"dtype": grad.dtype, "device": grad.device}
+    if grad.numel() == 0:
+        return [[] for _ in grad.shape]
+    if grad.ndim == 1:
+        n = grad.shape[0]
+        return [torch.zeros(n, n, **kwargs) if precondition_1d and n <= layout.max_dim else []]
+    shape = _to_layout(grad, layout).shape
+    return [torch.zeros(k, k, **kwargs) if k <= layout.max_dim else [] for k in shape]
+
+
+def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float, layout: _Layout) -> None:
+    """GG[i] <- lerp(GG[i], G_(i) G_(i)^T, 1 - shampoo_beta): the mode-i Gram matrix, no bias correction."""
+    g = _to_layout(grad, layout)
+    for idx, factor in enumerate(factors):
+        if isinstance(factor, torch.Tensor):
+            others = [d for d in range(g.ndim) if d != idx]
+            factor.lerp_(torch.tensordot(g, g, dims=(others, others)), 1.0 - shampoo_beta)
+
+
+def _initial_bases(
+    factors: list[Slot], *, jitter: float, work_dtype: torch.dtype | None, freeze_basis: bool
+) -> tuple[list[Slot], int]:
+    """Q from eigh(GG + jitter I), columns in descending eigenvalue order (official ``get_orthogonal_matrix``).
+
+    ``work_dtype`` is the dtype eigh runs in (None: the factor's own). Returns the bases and how many factors needed
+    the float64 retry. With ``freeze_basis`` every basis is the identity (a test switch).
+    """
+    bases: list[Slot] = []
+    retries = 0
+    for factor in factors:
+        if not isinstance(factor, torch.Tensor):
+            bases.append([])
+        elif freeze_basis:
+            bases.append(torch.eye(factor.shape[0], dtype=factor.dtype, device=factor.device))
+        else:
+            _, vectors, retried = eigh_with_fallback(factor, jitter=jitter, dtype=work_dtype)
+            retries += int(retried)
+            bases.append(torch.flip(vectors, [1]))
+    return bases, retries
+
+
+def _refresh_bases(
+    factors: list[Slot], bases: list[Slot], exp_avg_sq: torch.Tensor, layout: _Layout, work_dtype: torch.dtype
+) -> None:
+    """One power-iteration step plus QR per side, in ``work_dtype`` (official ``get_orthogonal_matrix_QR``).
+
+    Per side: estimate eigenvalues as diag(Q^T L Q), sort them descending, permute Q's columns and V's entries along
+    that dim with the same order (V is re-ordered, never rotated), then Q <- qr(L Q).Q. ``bases`` and ``exp_avg_sq``
+    are updated in place.
+    """
+    v = _to_layout(exp_avg_sq, layout)
+    permuted = False
+    for ind, (factor, basis) in enumerate(zip(factors, bases, strict=True)):
+        if not isinstance(factor, torch.Tensor):
+            continue
+        assert isinstance(basis, torch.Tensor)
+        m = factor.to(work_dtype)
+        o = basis.to(work_dtype)
+        est_eig = torch.diag(o.T @ m @ o)
+        sort_idx = torch.argsort(est_eig, descending=True)
+        v = v.index_select(ind, sort_idx)
+        permuted = True
+        q, _ = torch.linalg.qr(m @ o[:, sort_idx])
+        bases[ind] = q.to(factor.dtype)
+    if permuted:
+        exp_avg_sq.copy_(_from_layout(v, exp_avg_sq.shape, layout))
+
+
+def _soap_init(
+    grad: torch.Tensor,
+    *,
+    layout: _Layout,
+    precondition_1d: bool,
+    shampoo_beta: float,
+    jitter: float,
+    work_dtype: torch.dtype | None,
+    freeze_basis: bool,
+) -> tuple[list[Slot], list[Slot], int]:
+    """The first call on a tensor: factors from G, bases by eigh, and nothing else (no update, no decay).
+
+    ``grad`` is in the state dtype. Returns (GG, Q, number of float64 eigh retries).
+    """
+    factors = _new_factors(grad, layout, precondition_1d)
+    _update_factors(grad, factors, shampoo_beta, layout)
+    bases, retries = _initial_bases(factors, jitter=jitter, work_dtype=work_dtype, freeze_basis=freeze_basis)
+    return factors, bases, retries
+
+
+def _soap_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    factors: list[Slot],
+    bases: list[Slot],
+    step: int,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    shampoo_beta: float,
+    eps: float,
+    weight_decay: float,
+    refresh: bool,
+    layout: _Layout,
+    normalize_grads: bool,
+    correct_bias: bool,
+    work_dtype: torch.dtype,
+) -> None:
+    """One SOAP step on one tensor after its first call, in place; the reference definition.
+
+    ``step`` is t *after* the increment (1 on the first real step). The state is held in the compute dtype
+    (``exp_avg.dtype``); a low-precision ``param`` is updated in that dtype and copied back. ``exp_avg`` (M) and
+    ``exp_avg_sq`` (V) live in the eigenbasis ``bases``; ``refresh`` runs the QR refresh after the factor update.
+    Every expression follows the official operation order.
+    """
+    compute_dtype = exp_avg.dtype
+    if grad.dtype != compute_dtype:
+        grad = grad.to(compute_dtype)
+    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
+    rotated = any(isinstance(q, torch.Tensor) for q in bases)
+
+    # Adam in the eigenbasis.
+    grad_projected = _project(grad, bases, layout, back=False)
+    exp_avg.mul_(beta1).add_(grad_projected, alpha=1.0 - beta1)
+    exp_avg_sq.mul_(beta2).add_(grad_projected.square(), alpha=1.0 - beta2)
+    denom = exp_avg_sq.sqrt().add_(eps)
+    step_size = lr
+    if correct_bias:
+        bias_correction1 = 1.0 - beta1**step
+        bias_correction2 = 1.0 - beta2**step
+        step_size = step_size * (bias_correction2**0.5) / bias_correction1
+    norm_grad = _project(exp_avg / denom, bases, layout, back=True)
+    if normalize_grads:
+        norm_grad = norm_grad / (1e-30 + torch.mean(norm_grad**2) ** 0.5)
+    theta.add_(norm_grad, alpha=-step_size)
+    if weight_decay > 0.0:
+        theta.add_(theta, alpha=-lr * weight_decay)  # after the update, on the updated theta, raw lr
+    if theta is not param:
+        param.copy_(theta)
+
+    # Preconditioner update, after the parameter update so the current G never enters its own projection. M is
+    # carried to the original space with the old Q and back with the (possibly refreshed) new Q. With no rotated
+    # side that round trip is a pure permutation (exact), so it is skipped.
+    exp_avg_original = _project(exp_avg, bases, layout, back=True) if rotated else None
+    _update_factors(grad, factors, shampoo_beta, layout)
+    if refresh:
+        _refresh_bases(factors, bases, exp_avg_sq, layout, work_dtype)
+    if exp_avg_original is not None:
+        exp_avg.copy_(_project(exp_avg_original, bases, layout, back=False))
+
+
+def _validated(group: dict[str, Any]) -> dict[str, Any]:
+    """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
+    checks: dict[str, Callable[[Any], Any]] = {
+        "lr": check_lr,
+        "betas": check_betas,
+        "shampoo_beta": _check_shampoo_beta,
+        "eps": lambda v: check_real("eps", v, low=0.0),
+        "weight_decay": check_weight_decay,
+        "precondition_frequency": lambda v: _check_int("precondition_frequency", v, 1),
+        "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
+        "data_format": lambda v: check_choice("data_format", v, DATA_FORMATS),
+        "eigh_jitter": lambda v: check_real("eigh_jitter", v, low=0.0),
+        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+    }
+    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+
+
+def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> _Layout:
+    # merge_dims cannot reshape some empty shapes (e.g. (5, 0) -> [5]); an empty tensor has nothing to merge.
+    return _Layout(
+        merge=group["merge_dims"] and p.numel() > 0,
+        max_dim=group["max_precond_dim"],
+        channels_last=group["data_format"] == "channels_last",
+    )
+
+
+def _cast_slots(slots: object, dtype: torch.dtype, device: torch.device) -> object:
+    """Owned copies of the tensors in a GG/Q list in ``dtype``; ``[]`` placeholders and None pass through."""
+    if isinstance(slots, list):
+        return [s.to(device=device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else [] for s in slots]
+    return slots
+
+
+class SOAP(torch.optim.Optimizer):
+    """SOAP: Improving and Stabilizing Shampoo using Adam.
+
+    Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson, Kakade, ICLR 2025, https://arxiv.org/abs/2409.11321.
+    Follows ``soap.py`` of the official code, https://github.com/nikhilvyas/SOAP, at commit a1e5535 (2024-12-02,
+    PR #18: momentum kept in the eigenbasis), including its defaults.
+
+    Per tensor, with G = p.grad, sb = ``shampoo_beta`` (betas[1] if negative), one factor GG[i] per side of size
+    k <= ``max_precond_dim`` (identity, stored as ``[]``, elsewhere):
+
+    First call (initialisation only): GG[i] = (1-sb) G_(i) G_(i)^T, Q[i] = eigh(GG[i] + jitter I) with columns in
+    descending order; M = V = 0; no parameter update, no weight decay, ``step`` stays 0 ("so that we never use the
+    current gradients in the projection").
+
+    Every later call (t <- t+1):
+        G' = project(G) = G x_1 Q_1^T ... (Q_L^T G Q_R for a matrix)
+        M <- b1 M + (1-b1) G';  V <- b2 V + (1-b2) G'^2          (both in the eigenbasis)
+        U = project_back(M / (sqrt(V) + eps));  U <- U / (1e-30 + RMS(U)) if ``normalize_grads``
+        theta <- theta - lr sqrt(1-b2^t)/(1-b1^t) U   (plain lr without ``correct_bias``; eps not bias-corrected)
+        theta <- theta - lr wd theta                   (after the update, on the updated theta; skipped if wd = 0)
+        M <- project_back(M) with the old Q; GG[i] <- lerp(GG[i], G_(i) G_(i)^T, 1-sb)
+        if t % precondition_frequency == 0: per side, sort Q's columns by diag(Q^T GG Q) descending, permute V
+            along that dim with the same order (V is not rotated), Q <- qr(GG Q).Q (one power step + QR)
+        M <- project(M) with the new Q
+
+    1-D tensors are not rotated unless ``precondition_1d`` (the paper's "AdamW for 1D layers"), but SOAP's betas,
+    eps and first-call skip still apply. ``max_precond_dim=0`` turns every rotation off: SOAP becomes the
+    HF-style AdamW it wraps, fed g_1, g_2, ... (g_0 only initialises). A conv kernel (O, I, H, W) gets four factors
+    unless ``merge_dims`` fuses neighbouring dims while their product stays <= ``max_precond_dim`` (a whole
+    tensor with at most ``max_precond_dim`` entries becomes one vector with one factor).
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups; every argument below can be overridden
+            per group.
+        lr: learning rate, >= 0. Default 3e-3.
+        betas: (beta1, beta2) of the Adam moments, each in [0, 1). Default (0.95, 0.95).
+        shampoo_beta: EMA factor of the Kronecker factors in [0, 1); any negative value means betas[1]. Default -1.
+        eps: >= 0, added to sqrt(V) (not bias-corrected). 0 is accepted for reductions to torch Adam(eps=0); it
+            divides 0 by 0 on a coordinate whose second moment is exactly 0. Default 1e-8.
+        weight_decay: decoupled decay after the update, >= 0. Default 0.01.
+        precondition_frequency: int >= 1, QR refresh every this many steps. Default 10.
+        max_precond_dim: int >= 0; sides longer than this are not rotated. Default 10000.
+        merge_dims: fuse dims as above (official ``merge_dims``). Default False.
+        precondition_1d: rotate 1-D tensors too (with one n x n factor if n <= max_precond_dim). Default False.
+        normalize_grads: divide the update by its RMS. Default False.
+        data_format: "channels_first" or "channels_last"; with ``merge_dims``, a 4-D tensor in channels_last
+            layout (O, H, W, I) is merged as (O, I, H, W). No effect without ``merge_dims`` (as in the official
+            code). Default "channels_first".
+        correct_bias: Adam bias correction in the step size. Default True.
+        eigh_jitter: >= 0, added to the factors' diagonal before the initial eigh (official 1e-30; issue #14 proposes
+            1e-20). Default 1e-30.
+        freeze_basis: test switch: Q is the identity and never refreshed, V is never permuted; GG is still
+            accumulated. SOAP then equals its Adam variant step for step. Default False.
+        precise: test switch: run eigh and QR in the factors' own dtype (float64 for float64 params) instead of the
+            official float32. No effect for float32/bfloat16 params. Default False.
+
+    State per tensor: ``step`` (int; 0 after the first call), ``exp_avg`` M and ``exp_avg_sq`` V (in the eigenbasis),
+    ``GG`` and ``Q`` (lists with one k x k tensor or ``[]`` per side of the merged view), ``eigh_retries`` (int: how
+    many initial eigh calls needed the float64 retry).
+
+    Precision: M, V, GG and Q are float32 for float32/bfloat16/float16 params (QR has no sub-fp32 path; storing
+    them in bf16 is a memory trade-off, not the official semantics) and the update is computed in float32 and
+    copied back; float64 params keep float64 state. eigh and QR run in float32 unless ``precise``: for float64
+    params that is the official code's own behaviour (it can only run float64 under
+    ``torch.set_default_dtype(torch.float64)``, where GG and Q are float64 and ``.float()`` downcasts them for
+    eigh/QR).
+
+    Deviations from the official code (theta and the state are otherwise the same):
+        * bfloat16/float16 params get float32 M and V and a float32 update (official: M and V in the param dtype,
+          GG in the default dtype, mixed-dtype ``lerp_`` on float64 params); ``load_state_dict`` keeps the
+          float32 state (torch casts every floating state tensor, nested lists included, to the param dtype).
+        * ``precondition_frequency``, ``shampoo_beta`` (and so its betas[1] default) and ``data_format`` are read
+          from the param group at every step, so they can be scheduled and set per group. The official code copies
+          the first two into each tensor's state at its first call and keeps ``data_format`` as an attribute; when
+          nobody changes them the two agree. Such keys in a loaded official checkpoint's state are dropped.
+        * eigh: the jitter is configurable; a float64 retry is counted in ``state["eigh_retries"]`` and warned
+          about; if float64 fails too (non-finite G), :class:`common.optim.linalg.EighError` says so.
+        * an empty tensor gets the identity on every side and is never merged (official: 0 x 0 factors that act as
+          the identity, and ``merge_dims`` can fail to reshape some empty shapes).
+        * M and V are updated in place (the official code rebinds new tensors), and when no side is rotated the
+          per-step project_back/project round trip of M, a pure permutation, is skipped: same values.
+        * ``load_state_dict`` copies the buffers (torch keeps the source's tensors when dtype and device match).
+        * test switches ``freeze_basis`` and ``precise``; stricter checks (every argument validated, ints must be
+          ints); sparse gradients and complex params raise RuntimeError.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 3e-3,
+        betas: tuple[float, float] = (0.95, 0.95),
+        shampoo_beta: float = -1,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        precondition_frequency: int = 10,
+        max_precond_dim: int = 10000,
+        merge_dims: bool = False,
+        precondition_1d: bool = False,
+        normalize_grads: bool = False,
+        data_format: str = "channels_first",
+        correct_bias: bool = True,
+        *,
+        eigh_jitter: float = 1e-30,
+        freeze_basis: bool = False,
+        precise: bool = False,
+    ) -> None:
+        defaults = _validated(
+            {
+                "lr": lr,
+                "betas": betas,
+                "shampoo_beta": shampoo_beta,
+                "eps": eps,
+                "weight_decay": weight_decay,
+                "precondition_frequency": precondition_frequency,
+                "max_precond_dim": max_precond_dim,
+                "merge_dims": merge_dims,
+                "precondition_1d": precondition_1d,
+                "normalize_grads": normalize_grads,
+                "data_format": data_format,
+                "correct_bias": correct_bias,
+                "eigh_jitter": eigh_jitter,
+                "freeze_basis": freeze_basis,
+                "precise": precise,
+            }
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Validate per-group overrides too, so a bad value in a group fails as early as a bad default."""
+        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            shampoo_beta = group["shampoo_beta"] if group["shampoo_beta"] >= 0 else beta2
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                check_dense_grad(p.grad, "SOAP")
+                if p.is_complex():
+                    raise RuntimeError("SOAP does not support complex parameters; use torch.view_as_real")
+                state = self.state[p]
+                dtype = state_dtype(p.dtype)
+                grad = p.grad if p.grad.dtype == dtype else p.grad.to(dtype)
+                layout = _layout_for(p, group)
+                work_dtype = dtype if group["precise"] else torch.float32
+
+                if "Q" not in state:
+                    factors, bases, retries = _soap_init(
+                        grad,
+                        layout=layout,
+                        precondition_1d=group["precondition_1d"],
+                        shampoo_beta=shampoo_beta,
+                        jitter=group["eigh_jitter"],
+                        work_dtype=work_dtype,
+                        freeze_basis=group["freeze_basis"],
+                    )
+                    if retries:
+                        warnings.warn(
+                            f"SOAP: eigh of a Kronecker factor failed in {work_dtype} and was retried in float64 "
+                            f"(parameter of shape {tuple(p.shape)}); counted in state['eigh_retries']",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    fmt = torch.preserve_format
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
+                    state["GG"] = factors
+                    state["Q"] = bases
+                    state["eigh_retries"] = retries
+                    continue  # the first call only initialises the preconditioner
+
+                state["step"] += 1
+                step = state["step"]
+                _soap_update(
+                    p,
+                    grad,
+                    state["exp_avg"],
+                    state["exp_avg_sq"],
+                    state["GG"],
+                    state["Q"],
+                    step,
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    shampoo_beta=shampoo_beta,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    refresh=not group["freeze_basis"] and step % group["precondition_frequency"] == 0,
+                    layout=layout,
+                    normalize_grads=group["normalize_grads"],
+                    correct_bias=group["correct_bias"],
+                    work_dtype=work_dtype,
+                )
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as torch does, then restore the state dtypes (float32 for bf16/fp16 params), ints, and owned copies.
+
+        Also accepts an official SOAP checkpoint: group keys it lacks are taken from this optimizer's current groups,
+        and the per-tensor ``precondition_frequency`` / ``shampoo_beta`` it keeps in the state are dropped.
+        """
+        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        super().load_state_dict(state_dict)  # validates group and parameter counts
+        for group, mine in zip(self.param_groups, current, strict=True):
+            for key, value in mine.items():
+                group.setdefault(key, value)
+            group.update(_validated({k: v for k, v in group.items() if k != "params"}))
+        for pid, p in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(pid)
+            if not saved:
+                continue
+            state = self.state[p]
+            dtype = state_dtype(p.dtype)
+            for key in _OFFICIAL_STATE_HYPERPARAMETERS:
+                state.pop(key, None)
+            for key in ("step", "eigh_retries"):
+                if key in saved:
+                    state[key] = int(saved[key])
+            state.setdefault("eigh_retries", 0)
+            for key in ("exp_avg", "exp_avg_sq"):
+                value = saved.get(key)
+                if isinstance(value, torch.Tensor):
+                    state[key] = value.to(device=p.device, dtype=dtype, copy=True)
+            for key in ("GG", "Q"):
+                if key in saved:
+                    state[key] = _cast_slots(saved[key], dtype, p.device)
