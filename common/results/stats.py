@@ -49,3 +49,14 @@ def best_arm(runs: Sequence[dict], arm: str, lr: float | None) -> tuple[dict, li
     mean, sd = mean_sd(finals) if finals else (None, None)
     entry = {"lr": lr, "final_val_loss": mean, "final_val_loss_sd": sd, "n": len(finals), "finals": finals}
     return entry, mean_curve([r["val_curve"] for r in mine])
+
+
+def grid_edges(summary: dict) -> dict[str, str]:
+    """Arms whose best lr sits at an end of their grid (``summary["grid"][arm]`` keyed by lr, ``summary["best"]
+    [arm]["lr"]``): tuning there is not conclusive, and a report should say so."""
+    out = {}
+    for arm, v in summary["best"].items():
+        lrs = sorted(float(x) for x in summary.get("grid", {}).get(arm, {}))
+        if v["lr"] is not None and len(lrs) > 1 and v["lr"] in (lrs[0], lrs[-1]):
+            out[arm] = "low" if v["lr"] == lrs[0] else "high"
+    return out

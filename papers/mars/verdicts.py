@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from common.results.stats import grid_edges
 from common.results.verdict import CONTRADICTED, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
 
 MIN_GAP = 0.01  # nats
@@ -35,16 +36,6 @@ def judge_m2(s: Mapping[str, Any]) -> Verdict:
 def _arms(s: Mapping[str, Any]) -> str:
     return ", ".join(f"{a} {v['final_val_loss']:.4f}±{v['final_val_loss_sd']:.4f}@{v['lr']:g}"
                      for a, v in s["best"].items() if v["final_val_loss"] is not None)
-
-
-def grid_edges(s: Mapping[str, Any]) -> dict[str, str]:
-    """Arms whose best lr sits at an end of their grid: tuning there is not conclusive."""
-    out = {}
-    for arm, v in s["best"].items():
-        lrs = sorted(float(x) for x in s.get("grid", {}).get(arm, {}))
-        if v["lr"] is not None and len(lrs) > 1 and v["lr"] in (lrs[0], lrs[-1]):
-            out[arm] = "low" if v["lr"] == lrs[0] else "high"
-    return out
 
 
 def _headline(s: Mapping[str, Any], name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from common.results.stats import grid_edges
 from common.results.verdict import CONTRADICTED, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
 
 FULL = 0.30
@@ -43,4 +44,6 @@ def headline_iterations(s: Mapping[str, Any]) -> str:
                      + (f", {100 * w:.0f}% less training time" if w is not None else ""))
     finals = ", ".join(f"{a} {v['final_val_loss']:.4f}±{v['final_val_loss_sd']:.4f}@{v['lr']:g}"
                        for a, v in s["best"].items() if v["final_val_loss"] is not None)
-    return "; ".join(parts) + f"; final val loss {finals}"
+    edges = grid_edges(s)
+    edge = f"; best lr at the grid edge for {', '.join(f'{a} ({e})' for a, e in edges.items())}" if edges else ""
+    return "; ".join(parts) + f"; final val loss {finals}{edge}"

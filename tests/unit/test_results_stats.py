@@ -22,3 +22,12 @@ def test_first_hit():
     curve = [(0, 5.0), (50, 3.0), (100, 2.0)]
     assert first_hit(curve, 3.0) == 50
     assert first_hit(curve, 1.0) is None
+
+
+def test_grid_edges_flags_best_lr_at_either_end():
+    from common.results.stats import grid_edges
+
+    s = {"best": {"a": {"lr": 0.006}, "b": {"lr": 0.003}, "c": {"lr": 0.001}, "d": {"lr": None}},
+         "grid": {"a": {"0.001": 1, "0.003": 1, "0.006": 1}, "b": {"0.001": 1, "0.003": 1, "0.006": 1},
+                  "c": {"0.001": 1, "0.003": 1}, "d": {"0.001": 1}}}
+    assert grid_edges(s) == {"a": "high", "c": "low"}
