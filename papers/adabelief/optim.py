@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.rectify import rectified_step_size
 from common.optim.validation import (
     check_betas,
     check_bool,
-    check_dense_grad,
     check_eps,
     check_lr,
     check_weight_decay,
@@ -137,7 +137,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
 
 
-class AdaBelief(torch.optim.Optimizer):
+class AdaBelief(CheckedOptimizer):
     """AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed Gradients.
 
     Zhuang, Tang, Ding, Tatikonda, Dvornek, Papademetris, Duncan, NeurIPS 2020, https://arxiv.org/abs/2010.07468.
@@ -221,26 +221,16 @@ class AdaBelief(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, so a bad ``lr`` in a group fails as early as a bad default."""
-        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+    _validate_group = staticmethod(_validated)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                check_dense_grad(p.grad, "AdaBelief")
-                if p.is_complex():
-                    raise RuntimeError("AdaBelief does not support complex parameters; use torch.view_as_real")
+            for p in self._params_with_grad(group):
 
                 state = self.state[p]
                 dtype = _state_dtype(p.dtype)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.newton_schulz import newton_schulz5
 from common.optim.validation import (
     check_beta,
@@ -159,7 +160,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
 
 
-class MARS(torch.optim.Optimizer):
+class MARS(CheckedOptimizer):
     """MARS: Unleashing the Power of Variance Reduction for Training Large Models.
 
     Yuan, Liu, Wu, Zhou, Gu, ICML 2025, https://arxiv.org/abs/2411.10438.
@@ -315,9 +316,7 @@ class MARS(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, so a bad ``gamma`` in a group fails as early as a bad default."""
-        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+    _validate_group = staticmethod(_validated)
 
     def _state_for(self, p: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
         """Lazily create whichever state is missing; exact mode may have created ``previous_grad`` already."""
@@ -337,20 +336,12 @@ class MARS(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            for p in self._params_with_grad(group):
                 grad = p.grad
-                check_dense_grad(grad, "MARS")
-                if p.is_complex():
-                    raise RuntimeError("MARS does not support complex parameters; use torch.view_as_real")
 
                 state = self._state_for(p, group["amsgrad"])
                 use_mars = group["optimize_1d"] or grad.ndim == 2

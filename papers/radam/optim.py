@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
 from common.optim.validation import (
     check_betas,
     check_bool,
-    check_dense_grad,
     check_eps,
     check_lr,
     check_weight_decay,
@@ -93,7 +93,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
 
 
-class RAdam(torch.optim.Optimizer):
+class RAdam(CheckedOptimizer):
     """On the Variance of the Adaptive Learning Rate and Beyond.
 
     Liu, Jiang, He, Chen, Liu, Gao, Han, ICLR 2020, https://arxiv.org/abs/1908.03265.
@@ -167,26 +167,16 @@ class RAdam(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, so a bad ``lr`` in a group fails as early as a bad default."""
-        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+    _validate_group = staticmethod(_validated)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                check_dense_grad(p.grad, "RAdam")
-                if p.is_complex():
-                    raise RuntimeError("RAdam does not support complex parameters; use torch.view_as_real")
+            for p in self._params_with_grad(group):
 
                 state = self.state[p]
                 if len(state) == 0:

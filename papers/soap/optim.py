@@ -13,13 +13,13 @@ from typing import Any, NamedTuple
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_betas,
     check_bool,
     check_choice,
-    check_dense_grad,
     check_lr,
     check_real,
     check_weight_decay,
@@ -303,7 +303,7 @@ def _cast_slots(slots: object, dtype: torch.dtype, device: torch.device) -> obje
     return slots
 
 
-class SOAP(torch.optim.Optimizer):
+class SOAP(CheckedOptimizer):
     """SOAP: Improving and Stabilizing Shampoo using Adam.
 
     Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson, Kakade, ICLR 2025, https://arxiv.org/abs/2409.11321.
@@ -430,27 +430,17 @@ class SOAP(torch.optim.Optimizer):
         )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, so a bad value in a group fails as early as a bad default."""
-        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
+    _validate_group = staticmethod(_validated)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             shampoo_beta = group["shampoo_beta"] if group["shampoo_beta"] >= 0 else beta2
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                check_dense_grad(p.grad, "SOAP")
-                if p.is_complex():
-                    raise RuntimeError("SOAP does not support complex parameters; use torch.view_as_real")
+            for p in self._params_with_grad(group):
                 state = self.state[p]
                 dtype = state_dtype(p.dtype)
                 grad = p.grad if p.grad.dtype == dtype else p.grad.to(dtype)

@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_betas,
     check_bool,
-    check_dense_grad,
     check_eps,
     check_lr,
     check_real,
@@ -155,7 +155,7 @@ def _start(group: dict[str, Any]) -> int | float:
     return group["precondition_frequency"] if start is None else start
 
 
-class Shampoo(torch.optim.Optimizer):
+class Shampoo(CheckedOptimizer):
     """Shampoo: Preconditioned Stochastic Tensor Optimization, with Adam grafting: the SOAP paper's baseline.
 
     Gupta, Koren, Singer, ICML 2018, https://arxiv.org/abs/1802.09568, in the configuration SOAP (Vyas et al.,
@@ -268,20 +268,12 @@ class Shampoo(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             shampoo_beta = group["shampoo_beta"] if group["shampoo_beta"] >= 0 else beta2
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                check_dense_grad(p.grad, "Shampoo")
-                if p.is_complex():
-                    raise RuntimeError("Shampoo does not support complex parameters; use torch.view_as_real")
+            for p in self._params_with_grad(group):
                 state = self.state[p]
                 dtype = state_dtype(p.dtype)
                 if "step" not in state:

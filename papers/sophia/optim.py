@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_betas,
     check_bool,
-    check_dense_grad,
     check_lr,
     check_real,
     check_weight_decay,
@@ -95,21 +95,13 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
 
 
-class _Sophia(torch.optim.Optimizer):
+class _Sophia(CheckedOptimizer):
     """Shared machinery of SophiaG and SophiaH; they differ only in the estimate and the denominator."""
 
-    _name = "Sophia"
     _square_estimate = True  # update_hessian squares p.grad (GNB) or adds it as it is (Hutchinson)
     _uses_bs = True
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, so a bad ``lr`` in a group fails as early as a bad default."""
-        super().add_param_group(_validated(param_group) if isinstance(param_group, dict) else param_group)
-
-    def _check(self, p: torch.Tensor) -> None:
-        check_dense_grad(p.grad, self._name)
-        if p.is_complex():
-            raise RuntimeError(f"{self._name} does not support complex parameters; use torch.view_as_real")
+    _validate_group = staticmethod(_validated)
 
     def _state_for(self, p: torch.Tensor) -> dict[str, Any]:
         state = self.state[p]
@@ -127,17 +119,11 @@ class _Sophia(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
 
         for group in self.param_groups:
             beta1, _ = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._check(p)
+            for p in self._params_with_grad(group):
                 state = self._state_for(p)
                 state["step"] += 1
                 _sophia_update(
@@ -163,10 +149,7 @@ class _Sophia(torch.optim.Optimizer):
         """
         for group in self.param_groups:
             _, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._check(p)
+            for p in self._params_with_grad(group):
                 _hessian_ema(self._state_for(p)["hessian"], p.grad, beta2=beta2, square=self._square_estimate)
 
     @torch.no_grad()
@@ -289,7 +272,6 @@ class SophiaG(_Sophia):
         * :meth:`stats` reports the win rate and Hessian norms that the official training loop computes inline.
     """
 
-    _name = "SophiaG"
 
     def __init__(
         self,
@@ -338,7 +320,6 @@ class SophiaH(_Sophia):
           raise; no ``maximize`` (the Hessian estimate would have to change sign with it).
     """
 
-    _name = "SophiaH"
     _square_estimate = False
     _uses_bs = False
 
