@@ -73,3 +73,17 @@ class Paper:
         order = ["smoke", "cpu", "gpu", "paper"]
         found = {p.stem for p in self.configs_dir().glob("*.yaml")}
         return [p for p in order if p in found] + sorted(found - set(order))
+
+
+def lazy(target: str) -> Callable[[Any, Any], Measurement]:
+    """``"package.module:function"`` resolved on first call, so ``from papers.x import Optimizer`` does not
+    import Lightning, the datamodules and matplotlib that only the experiments need."""
+    module_name, _, attr = target.partition(":")
+
+    def run(cfg: Any, ctx: Any) -> Measurement:
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attr)(cfg, ctx)
+
+    run.__qualname__ = run.__name__ = attr
+    return run

@@ -1,9 +1,7 @@
 """AdaBelief: Adapting Stepsizes by the Belief in Observed Gradients (Zhuang et al., NeurIPS 2020)."""
 
-from common.results.paper import Claim, Paper
-from papers.adabelief.experiment import run_generalization
+from common.results.paper import Claim, Paper, lazy
 from papers.adabelief.optim import PACKAGE_DEFAULT, PAPER_CIFAR, AdaBelief
-from papers.adabelief.toy import run_toy
 from papers.adabelief.verdicts import headline_generalization, headline_toy, judge_generalization, judge_toy
 
 BIBTEX = r"""
@@ -38,7 +36,7 @@ PAPER = Paper(
             rule="reproduced if d_AB < 0.1 and d_AB ≤ 0.5·min(d_Adam, d_SGD); partially if d_AB < min(d_Adam, "
                  "d_SGD) or AdaBelief is closer than Adam at ≥ 4 of 6 shared lrs; contradicted if d_AB > "
                  "2·min(d_Adam, d_SGD)",
-            run=run_toy,
+            run=lazy("papers.adabelief.toy:run_toy"),
             judge=judge_toy,
             headline=headline_toy,
             tolerances={"best.adabelief.distance": 0.02, "best.adam.distance": 0.02, "best.sgd.distance": 0.05},
@@ -54,7 +52,7 @@ PAPER = Paper(
             rule="reproduced if (a) AdaBelief's loss ≤ 1.1× Adam's and (b) its test acc ≥ max(Adam, SGD − 0.2 pp); "
                  "partially if exactly one holds; contradicted if its acc < Adam − 0.5 pp and its loss > 1.25× "
                  "Adam's",
-            run=run_generalization,
+            run=lazy("papers.adabelief.experiment:run_generalization"),
             judge=judge_generalization,
             headline=headline_generalization,
             tolerances={"best.adabelief.test_acc": 0.4, "best.adam.test_acc": 0.4, "best.sgd.test_acc": 0.4,

@@ -1,7 +1,6 @@
 """MARS: Unleashing the Power of Variance Reduction for Training Large Models (Yuan et al., ICML 2025)."""
 
-from common.results.paper import Claim, Paper
-from papers.mars.experiment import run_mars
+from common.results.paper import Claim, Paper, lazy
 from papers.mars.optim import MARS
 from papers.mars.verdicts import headline_m1, headline_m2, judge_m1, judge_m2
 
@@ -39,7 +38,7 @@ PAPER = Paper(
             metric="final val loss at each arm's best lr (seed-mean over 3 seeds); tokens for MARS to reach "
                    "AdamW's final loss",
             rule=_RULE,
-            run=run_mars,
+            run=lazy("papers.mars.experiment:run_mars"),
             judge=judge_m1,
             headline=headline_m1,
             tolerances={"best.mars.final_val_loss": 0.03, "best.adamw.final_val_loss": 0.03},
@@ -52,7 +51,7 @@ PAPER = Paper(
             source="§3, ablations [paper]; control designed in spec §6",
             metric="as M1, with MARS gamma=0 (same betas, lr grid, 1-D path) as the baseline",
             rule=_RULE,
-            run=run_mars,
+            run=lazy("papers.mars.experiment:run_mars"),
             judge=judge_m2,
             headline=headline_m2,
             tolerances={"best.mars.final_val_loss": 0.03, "best.mars_gamma0.final_val_loss": 0.03},

@@ -1,9 +1,7 @@
 """RAdam: On the Variance of the Adaptive Learning Rate and Beyond (Liu et al., ICLR 2020)."""
 
-from common.results.paper import Claim, Paper
-from papers.radam.experiment import run_accuracy, run_lr_robustness
+from common.results.paper import Claim, Paper, lazy
 from papers.radam.optim import RAdam
-from papers.radam.variance import run_variance
 from papers.radam.verdicts import (
     headline_accuracy,
     headline_lr_robustness,
@@ -45,7 +43,7 @@ PAPER = Paper(
             metric="early/late variance ratio: mean Var over t∈[20,100] / mean over t∈[5000,6000], per µ",
             rule="reproduced if for every µ Adam's ratio ≥ 10 and the rectified ratio ∈ [0.5, 2]; partially if "
                  "only one holds; not reproduced if neither; contradicted if rectified ≥ Adam for some µ",
-            run=run_variance,
+            run=lazy("papers.radam.variance:run_variance"),
             judge=judge_variance,
             headline=headline_variance,
             tolerances={"adam_ratio_min": 5.0, "rectified_ratio_min": 0.1, "rectified_ratio_max": 0.1},
@@ -61,7 +59,7 @@ PAPER = Paper(
             rule="reproduced if (a) RAdam best ≤ Adam+warmup best + 0.02 nats, (b) S(RAdam) ≤ 0.5·S(Adam), "
                  "(c) F(RAdam) ≤ F(Adam+warmup); partially if two hold; contradicted if S and F of RAdam both "
                  "exceed Adam's",
-            run=run_lr_robustness,
+            run=lazy("papers.radam.experiment:run_lr_robustness"),
             judge=judge_lr_robustness,
             headline=headline_lr_robustness,
             tolerances={"best.radam.loss": 0.03, "best.adam_warmup.loss": 0.03, "best.adam.loss": 0.03,
@@ -76,7 +74,7 @@ PAPER = Paper(
                    "spread = std of seed-0 test acc over the LR grid",
             rule="reproduced if RAdam best ≥ Adam best + 0.3 pp and RAdam's spread < Adam's; partially if "
                  "exactly one holds; contradicted if Adam best > RAdam best + 0.3 pp; SGD reported, not judged",
-            run=run_accuracy,
+            run=lazy("papers.radam.experiment:run_accuracy"),
             judge=judge_accuracy,
             headline=headline_accuracy,
             tolerances={"best.radam.test_acc": 0.5, "best.adam.test_acc": 0.5},

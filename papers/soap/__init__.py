@@ -1,7 +1,6 @@
 """SOAP: Improving and Stabilizing Shampoo using Adam (Vyas et al., ICLR 2025)."""
 
-from common.results.paper import Claim, Paper
-from papers.soap.experiment import run_fewer_iterations
+from common.results.paper import Claim, Paper, lazy
 from papers.soap.optim import SOAP
 from papers.soap.shampoo import Shampoo
 from papers.soap.verdicts import headline_iterations, judge_iterations
@@ -40,7 +39,7 @@ PAPER = Paper(
             rule="reproduced if I ≥ 0.30 vs AdamW and SOAP's final loss < Shampoo's; partially if 0.10 ≤ I < 0.30, "
                  "or I ≥ 0.30 without beating Shampoo; not reproduced if I < 0.10; contradicted if SOAP's final "
                  "loss > AdamW's + 2·SE",
-            run=run_fewer_iterations,
+            run=lazy("papers.soap.experiment:run_fewer_iterations"),
             judge=judge_iterations,
             headline=headline_iterations,
             tolerances={"best.soap.final_val_loss": 0.03, "best.adamw.final_val_loss": 0.03,

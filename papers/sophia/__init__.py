@@ -1,7 +1,6 @@
 """Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training (Liu et al., ICLR 2024)."""
 
-from common.results.paper import Claim, Paper
-from papers.sophia.experiment import run_steps_to_target
+from common.results.paper import Claim, Paper, lazy
 from papers.sophia.hessian import gnb_hessian_step, hessian_update_due, hutchinson_hessian_step
 from papers.sophia.optim import SophiaG, SophiaH
 from papers.sophia.verdicts import headline_steps, judge_steps
@@ -38,7 +37,7 @@ PAPER = Paper(
                    "seed-mean final val loss; also the wall-clock ratio incl. Hessian steps",
             rule="reproduced if R ≥ 1.8; partially if 1.1 ≤ R < 1.8; not reproduced if R < 1.1 or never hit; "
                  "contradicted if SophiaG's final loss > AdamW's + 2·SE",
-            run=run_steps_to_target,
+            run=lazy("papers.sophia.experiment:run_steps_to_target"),
             judge=judge_steps,
             headline=headline_steps,
             tolerances={"best.sophiag.final_val_loss": 0.03, "best.adamw.final_val_loss": 0.03},
