@@ -14,6 +14,7 @@ import torch
 from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
+from common.optim.precision import state_dtype
 from common.optim.rectify import rectified_step_size
 from common.optim.validation import (
     check_betas,
@@ -51,14 +52,8 @@ PACKAGE_DEFAULT: dict[str, Any] = dict(
     degenerated_to_sgd=True,
 )
 
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _STATE_TENSORS = ("exp_avg", "exp_avg_var", "max_exp_avg_var")
 _FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
-
-
-def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:
-    """fp16/bf16 params keep fp32 state and fp32 maths (0.2.1 does this for fp16 only); others their own dtype."""
-    return torch.float32 if param_dtype in _LOW_PRECISION else param_dtype
 
 
 def _adabelief_update(
@@ -233,7 +228,7 @@ class AdaBelief(CheckedOptimizer):
             for p in self._params_with_grad(group):
 
                 state = self.state[p]
-                dtype = _state_dtype(p.dtype)
+                dtype = state_dtype(p.dtype)
                 fmt = torch.preserve_format
                 if len(state) == 0:
                     state["step"] = 0
@@ -286,4 +281,4 @@ class AdaBelief(CheckedOptimizer):
             for key in _STATE_TENSORS:
                 value = saved.get(key)
                 if isinstance(value, torch.Tensor):
-                    state[key] = value.to(device=p.device, dtype=_state_dtype(p.dtype))
+                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))

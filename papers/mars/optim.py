@@ -15,6 +15,7 @@ from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
 from common.optim.newton_schulz import newton_schulz5
+from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_beta,
     check_betas,
@@ -32,15 +33,9 @@ __all__ = ["MARS", "MARS_TYPES"]
 MARS_TYPES = ("adamw", "lion", "shampoo", "sgd")
 # The official spellings ("mars-sgd" comes from the fused file) are accepted and stored in the short form.
 _OFFICIAL_TYPE_NAMES = {f"mars-{t}": t for t in MARS_TYPES}
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _STATE_TENSORS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "last_grad", "previous_grad")
 _STATE_INTS = ("step", "last_grad_step", "previous_grad_step")
 _FLAGS = ("amsgrad", "is_approx", "optimize_1d", "clip_c")
-
-
-def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:
-    """fp16/bf16 params keep fp32 state and fp32 maths (v of a clipped c underflows in bf16); others their own."""
-    return torch.float32 if param_dtype in _LOW_PRECISION else param_dtype
 
 
 def _adam_denominator(
@@ -321,7 +316,7 @@ class MARS(CheckedOptimizer):
     def _state_for(self, p: torch.Tensor, amsgrad: bool) -> dict[str, Any]:
         """Lazily create whichever state is missing; exact mode may have created ``previous_grad`` already."""
         state = self.state[p]
-        dtype = _state_dtype(p.dtype)
+        dtype = state_dtype(p.dtype)
         fmt = torch.preserve_format
         if "step" not in state:
             state["step"] = 0
@@ -394,7 +389,7 @@ class MARS(CheckedOptimizer):
                 check_dense_grad(p.grad, "MARS")
                 state = self.state[p]
                 if "previous_grad" not in state:
-                    state["previous_grad"] = torch.zeros_like(p, dtype=_state_dtype(p.dtype))
+                    state["previous_grad"] = torch.zeros_like(p, dtype=state_dtype(p.dtype))
                 state["previous_grad"].copy_(p.grad)
                 state["previous_grad_step"] = state.get("step", 0)
 
@@ -418,7 +413,7 @@ class MARS(CheckedOptimizer):
                 if steps_taken - state["previous_grad_step"] not in (0, 1):
                     continue
                 if "last_grad" not in state:
-                    state["last_grad"] = torch.zeros_like(p, dtype=_state_dtype(p.dtype))
+                    state["last_grad"] = torch.zeros_like(p, dtype=state_dtype(p.dtype))
                 state["last_grad"].copy_(state["previous_grad"])
                 state["last_grad_step"] = steps_taken
 
@@ -449,4 +444,4 @@ class MARS(CheckedOptimizer):
                 if isinstance(value, torch.Tensor):
                     # A copy: torch keeps the source's tensors when dtype and device already match, so loading a
                     # live state_dict into a second optimizer would make both update the same buffers.
-                    state[key] = value.to(device=p.device, dtype=_state_dtype(p.dtype), copy=True)
+                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype), copy=True)

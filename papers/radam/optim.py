@@ -14,6 +14,7 @@ import torch
 from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
+from common.optim.precision import state_dtype
 from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
 from common.optim.validation import (
     check_betas,
@@ -24,14 +25,6 @@ from common.optim.validation import (
 )
 
 __all__ = ["RHO_THRESHOLD", "RAdam", "rectifier", "rho_t"]
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _state_dtype(param_dtype: torch.dtype) -> torch.dtype:
-    """fp16/bf16 params keep fp32 moments (the official code's fp32 maths); others keep their own dtype."""
-    return torch.float32 if param_dtype in _LOW_PRECISION else param_dtype
-
 
 def _radam_update(
     param: torch.Tensor,
@@ -180,7 +173,7 @@ class RAdam(CheckedOptimizer):
 
                 state = self.state[p]
                 if len(state) == 0:
-                    dtype = _state_dtype(p.dtype)
+                    dtype = state_dtype(p.dtype)
                     state["step"] = 0
                     fmt = torch.preserve_format
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
@@ -217,4 +210,4 @@ class RAdam(CheckedOptimizer):
             for key in ("exp_avg", "exp_avg_sq"):
                 value = saved.get(key)
                 if isinstance(value, torch.Tensor):
-                    state[key] = value.to(device=p.device, dtype=_state_dtype(p.dtype))
+                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))
