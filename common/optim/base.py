@@ -12,8 +12,16 @@ from common.optim.validation import check_dense_grad
 
 class CheckedOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that validates every param group (defaults and later groups alike, so a
-    bad ``lr`` in a group fails as early as a bad default), evaluates closures with gradients enabled, and
-    hands ``step`` only parameters with a dense, real gradient (one clear error otherwise)."""
+    bad ``lr`` in a group fails as early as a bad default), evaluates closures with gradients enabled, hands
+    ``step`` only parameters with a dense, real gradient (one clear error otherwise), and loads state dicts
+    so that the state keeps the optimizer's own dtypes and types (torch casts every floating state tensor to
+    the param dtype, so bf16 params would lose their fp32 moments).
+
+    Subclasses set ``_validate_group`` and ``_restore_state``; ``_foreign_group_keys`` names group keys that
+    an official checkpoint carries and we do not (dropped on load).
+    """
+
+    _foreign_group_keys: tuple[str, ...] = ()
 
     @staticmethod
     def _validate_group(group: dict[str, Any]) -> dict[str, Any]:
@@ -41,3 +49,24 @@ class CheckedOptimizer(torch.optim.Optimizer):
             if p.is_complex():
                 raise RuntimeError(f"{name} does not support complex parameters; use torch.view_as_real")
             yield p
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load as torch does; then drop foreign group keys, take keys a checkpoint lacks (an official one) from
+        the current groups, validate, and let the subclass restore each parameter's state."""
+        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        super().load_state_dict(state_dict)  # validates group and parameter counts
+        for group, mine in zip(self.param_groups, current, strict=True):
+            for key in self._foreign_group_keys:
+                group.pop(key, None)
+            for key, value in mine.items():
+                group.setdefault(key, value)
+            group.update(self._validate_group({k: v for k, v in group.items() if k != "params"}))
+        for pid, p in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(pid)
+            if saved:
+                self._restore_state(p, saved, self.state[p])
+
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """Fix one parameter's state after torch's load (dtypes, int counters); ``saved`` is the checkpoint's."""

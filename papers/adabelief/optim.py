@@ -257,28 +257,17 @@ class AdaBelief(CheckedOptimizer):
                 )
         return loss
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load as torch does, then restore fp32 state for fp16/bf16 params and an int ``step``.
+    _foreign_group_keys = ("buffer",)
+
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """After torch's load: restore fp32 state for fp16/bf16 params and an int ``step``.
 
         Also accepts an adabelief-pytorch 0.2.1 checkpoint: its ``buffer`` cache is dropped, and the options it keeps
         as attributes rather than in the groups are taken from this optimizer's current groups.
         """
-        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        super().load_state_dict(state_dict)  # validates group and parameter counts
-        for group, mine in zip(self.param_groups, current, strict=True):
-            group.pop("buffer", None)
-            for key, value in mine.items():
-                group.setdefault(key, value)
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            if "step" in saved:
-                state["step"] = int(saved["step"])
-            for key in _STATE_TENSORS:
-                value = saved.get(key)
-                if isinstance(value, torch.Tensor):
-                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))
+        if "step" in saved:
+            state["step"] = int(saved["step"])
+        for key in _STATE_TENSORS:
+            value = saved.get(key)
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))

@@ -417,31 +417,18 @@ class MARS(CheckedOptimizer):
                 state["last_grad"].copy_(state["previous_grad"])
                 state["last_grad_step"] = steps_taken
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load as torch does, then restore fp32 state for fp16/bf16 params and int counters, on owned copies.
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """After torch's load: restore fp32 state for fp16/bf16 params and int counters, on owned copies.
 
         Also accepts an official MARS checkpoint: group keys it lacks (``lr_1d_factor``, ``betas_1d``, ...) are taken
         from this optimizer's current groups, and ``"mars-adamw"``-style names are normalised.
         """
-        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        super().load_state_dict(state_dict)  # validates group and parameter counts
-        for group, mine in zip(self.param_groups, current, strict=True):
-            for key, value in mine.items():
-                group.setdefault(key, value)
-            group.update(_validated({k: v for k, v in group.items() if k != "params"}))
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            for key in _STATE_INTS:
-                if key in saved:
-                    state[key] = int(saved[key])
-            for key in _STATE_TENSORS:
-                value = saved.get(key)
-                if isinstance(value, torch.Tensor):
-                    # A copy: torch keeps the source's tensors when dtype and device already match, so loading a
-                    # live state_dict into a second optimizer would make both update the same buffers.
-                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype), copy=True)
+        for key in _STATE_INTS:
+            if key in saved:
+                state[key] = int(saved[key])
+        for key in _STATE_TENSORS:
+            value = saved.get(key)
+            if isinstance(value, torch.Tensor):
+                # A copy: torch keeps the source's tensors when dtype and device already match, so loading a
+                # live state_dict into a second optimizer would make both update the same buffers.
+                state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype), copy=True)

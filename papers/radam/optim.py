@@ -195,19 +195,11 @@ class RAdam(CheckedOptimizer):
                 )
         return loss
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load as torch does, then undo torch's cast of the moments to the param dtype (bf16 keeps fp32)."""
-        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        super().load_state_dict(state_dict)  # validates group and parameter counts
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            if "step" in saved:
-                state["step"] = int(saved["step"])
-            for key in ("exp_avg", "exp_avg_sq"):
-                value = saved.get(key)
-                if isinstance(value, torch.Tensor):
-                    state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """After torch's load: undo torch's cast of the moments to the param dtype (bf16 keeps fp32)."""
+        if "step" in saved:
+            state["step"] = int(saved["step"])
+        for key in ("exp_avg", "exp_avg_sq"):
+            value = saved.get(key)
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))

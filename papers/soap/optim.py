@@ -497,36 +497,23 @@ class SOAP(CheckedOptimizer):
                 )
         return loss
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load as torch does, then restore the state dtypes (float32 for bf16/fp16 params), ints, and owned copies.
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """After torch's load: restore the state dtypes (float32 for bf16/fp16 params), ints, and owned copies.
 
         Also accepts an official SOAP checkpoint: group keys it lacks are taken from this optimizer's current groups,
         and the per-tensor ``precondition_frequency`` / ``shampoo_beta`` it keeps in the state are dropped.
         """
-        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        current = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
-        super().load_state_dict(state_dict)  # validates group and parameter counts
-        for group, mine in zip(self.param_groups, current, strict=True):
-            for key, value in mine.items():
-                group.setdefault(key, value)
-            group.update(_validated({k: v for k, v in group.items() if k != "params"}))
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            dtype = state_dtype(p.dtype)
-            for key in _OFFICIAL_STATE_HYPERPARAMETERS:
-                state.pop(key, None)
-            for key in ("step", "eigh_retries"):
-                if key in saved:
-                    state[key] = int(saved[key])
-            state.setdefault("eigh_retries", 0)
-            for key in ("exp_avg", "exp_avg_sq"):
-                value = saved.get(key)
-                if isinstance(value, torch.Tensor):
-                    state[key] = value.to(device=p.device, dtype=dtype, copy=True)
-            for key in ("GG", "Q"):
-                if key in saved:
-                    state[key] = _cast_slots(saved[key], dtype, p.device)
+        dtype = state_dtype(p.dtype)
+        for key in _OFFICIAL_STATE_HYPERPARAMETERS:
+            state.pop(key, None)
+        for key in ("step", "eigh_retries"):
+            if key in saved:
+                state[key] = int(saved[key])
+        state.setdefault("eigh_retries", 0)
+        for key in ("exp_avg", "exp_avg_sq"):
+            value = saved.get(key)
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device=p.device, dtype=dtype, copy=True)
+        for key in ("GG", "Q"):
+            if key in saved:
+                state[key] = _cast_slots(saved[key], dtype, p.device)

@@ -255,15 +255,14 @@ class Shampoo(CheckedOptimizer):
             )
         super().__init__(params, defaults)
 
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Validate per-group overrides too, including start >= frequency after the defaults are filled in."""
-        if isinstance(param_group, dict):
-            param_group = _validated(param_group)
-            merged = {**self.defaults, **param_group}
-            if _start(merged) < merged["precondition_frequency"]:
-                raise ValueError("start_preconditioning_step must be >= precondition_frequency in every group, got "
-                                 f"{merged['start_preconditioning_step']} < {merged['precondition_frequency']}")
-        super().add_param_group(param_group)
+    def _validate_group(self, group: dict[str, Any]) -> dict[str, Any]:
+        """Per-group checks, plus start >= frequency once the defaults are filled in (groups and loads alike)."""
+        group = _validated(group)
+        merged = {**self.defaults, **group}
+        if _start(merged) < merged["precondition_frequency"]:
+            raise ValueError("start_preconditioning_step must be >= precondition_frequency in every group, got "
+                             f"{merged['start_preconditioning_step']} < {merged['precondition_frequency']}")
+        return group
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -316,26 +315,16 @@ class Shampoo(CheckedOptimizer):
                                   f"{tuple(p.shape)}); counted in state['eigh_retries']", RuntimeWarning, stacklevel=2)
         return loss
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load as torch does, then restore float32 state for bf16/fp16 params, int counters, and owned copies."""
-        saved_ids = [pid for g in state_dict["param_groups"] for pid in g["params"]]
-        params = [p for g in self.param_groups for p in g["params"]]
-        super().load_state_dict(state_dict)  # validates group and parameter counts
-        for group in self.param_groups:
-            group.update(_validated({k: v for k, v in group.items() if k != "params"}))
-        for pid, p in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(pid)
-            if not saved:
-                continue
-            state = self.state[p]
-            dtype = state_dtype(p.dtype)
-            for key in ("step", "eigh_retries"):
-                if key in saved:
-                    state[key] = int(saved[key])
-            for key in ("exp_avg", "exp_avg_sq"):
-                if isinstance(saved.get(key), torch.Tensor):
-                    state[key] = saved[key].to(device=p.device, dtype=dtype, copy=True)
-            for key in ("GG", "roots"):
-                if isinstance(saved.get(key), list):
-                    state[key] = [s.to(device=p.device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else []
-                                  for s in saved[key]]
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        """After torch's load: restore float32 state for bf16/fp16 params, int counters, and owned copies."""
+        dtype = state_dtype(p.dtype)
+        for key in ("step", "eigh_retries"):
+            if key in saved:
+                state[key] = int(saved[key])
+        for key in ("exp_avg", "exp_avg_sq"):
+            if isinstance(saved.get(key), torch.Tensor):
+                state[key] = saved[key].to(device=p.device, dtype=dtype, copy=True)
+        for key in ("GG", "roots"):
+            if isinstance(saved.get(key), list):
+                state[key] = [s.to(device=p.device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else []
+                              for s in saved[key]]
