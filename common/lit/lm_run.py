@@ -2,8 +2,7 @@
 
 The section provides ``data``, ``model``, ``batch_size``, ``steps``, ``warmup_frac``, ``min_lr_ratio``,
 ``grad_clip`` (null: no clipping), ``val_every`` and ``val_batches``; the paper provides the optimizer (and, for
-methods that need
-extra passes, its own LanguageModelModule subclass).
+methods that need extra passes, its own LanguageModelModule subclass).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ LLaMA switches, each a config field branched on in one factory (the Blocks stay 
 and ``scale_residual_init`` (GPT-2's 1/sqrt(2 n_layer) init of residual projections; HF LLaMA has none).
 
 Every Linear inside a Block comes from ``_linear``: that is the hook where fake quantization
-(``common.quant``, ``config.quant``) swaps in its ``QLinear``. ``lm_head`` and the embeddings are made directly because the 4-bit recipes keep
-them in full precision.
+(``common.quant``, ``config.quant``) swaps in its ``QLinear``. ``lm_head`` and the embeddings are made directly
+because the 4-bit recipes keep them in full precision.
 """
 
 from __future__ import annotations
