@@ -65,15 +65,20 @@ def quantize_weight_int(w: torch.Tensor, bits: int = 4, group_size: int = 256) -
 
 
 def _keep_outliers(g: torch.Tensor, topk: int, quantize: GroupFn) -> torch.Tensor:
-    """Quantize a group with its ``topk`` largest |x| excluded from the scale and kept exactly."""
+    """Quantize a group with its ``topk`` largest |x| excluded from the scale and kept exactly.
+
+    The k-th largest |x| is found by k rounds of max-and-mask (cheaper on CPU than ``topk`` plus a scatter); entries
+    tied with it are all kept, which differs from ``topk`` only on exact ties.
+    """
     if topk <= 0:
         return quantize(g)
     mag = g.abs()
-    mask = torch.zeros_like(g, dtype=torch.bool)
-    for _ in range(min(topk, g.shape[1])):  # k argmax passes: cheaper than topk on CPU for k = 2, same choice
-        idx = mag.argmax(dim=1, keepdim=True)
-        mask.scatter_(1, idx, True)
-        mag = mag.scatter(1, idx, -1.0)
+    work = mag
+    kth = mag.amax(dim=1, keepdim=True)
+    for _ in range(min(topk, g.shape[1]) - 1):
+        work = torch.where(work >= kth, -1.0, work)
+        kth = work.amax(dim=1, keepdim=True)
+    mask = mag >= kth
     rest = g.masked_fill(mask, 0.0)
     return torch.where(mask, g, quantize(rest))
 

@@ -52,7 +52,7 @@ def _single_tensor_spam(
     reset: bool,
     warmup: float,
     mutate_grad: bool,
-    stats: dict[str, torch.Tensor] | None = None,
+    stats: dict[str, list[torch.Tensor]] | None = None,
 ) -> None:
     """One SPAM step on one tensor, in place (spec stable_spam.md §2.2).
 
@@ -77,10 +77,9 @@ def _single_tensor_spam(
         if mutate_grad:
             grad.copy_(g)
         if stats is not None:
-            stats["clipped"] += mask.sum()
+            stats["clipped"].append(mask.sum())
     if stats is not None:
-        stats["numel"] += g.numel()
-        stats["sq_out"] += g.square().sum()
+        stats["sq_out"].append(g.square().sum())
 
     exp_avg.mul_(beta1).add_(g, alpha=1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
@@ -206,10 +205,10 @@ class SPAM(CheckedOptimizer):
         loss = self._evaluate(closure)
         total, current = int(self.state["total_step"]), int(self.state["current_step"])
         warmup = cosine_warmup_factor(current, self.warmup_steps)
-        stats = None
+        stats: dict[str, list[torch.Tensor]] | None = None
+        numel = 0
         if self.track_stats:
-            zero = torch.zeros((), dtype=torch.float64)
-            stats = {k: zero.clone() for k in ("sq_in", "sq_out", "clipped", "numel")}
+            stats = {k: [] for k in ("sq_in", "sq_out", "clipped")}
         for group in self.param_groups:
             gap, accu = group["DeltaT"], group["grad_accu_steps"]
             reset = gap is not None and (total + 1) % gap == 0
@@ -223,7 +222,8 @@ class SPAM(CheckedOptimizer):
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                 if stats is not None:
-                    stats["sq_in"] += p.grad.detach().double().square().sum()
+                    stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
+                    numel += p.numel()
                 _single_tensor_spam(
                     p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                     weight_decay=group["weight_decay"], correct_bias=group["correct_bias"],
@@ -235,9 +235,11 @@ class SPAM(CheckedOptimizer):
         if gap is not None and (total + 1) % gap == 0:
             current = 0
         self.state["total_step"], self.state["current_step"] = total, current
-        if stats is not None:
-            self.stats = {"grad_norm_in": stats["sq_in"].sqrt(), "grad_norm_out": stats["sq_out"].sqrt(),
-                          "clip_fraction": stats["clipped"] / stats["numel"].clamp(min=1)}
+        if stats is not None and stats["sq_in"]:
+            total = {k: torch.stack(vs).double().sum() if vs else torch.zeros((), dtype=torch.float64)
+                     for k, vs in stats.items()}
+            self.stats = {"grad_norm_in": total["sq_in"].sqrt(), "grad_norm_out": total["sq_out"].sqrt(),
+                          "clip_fraction": total["clipped"] / numel}
         return loss
 
     def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:

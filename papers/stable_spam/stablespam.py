@@ -63,7 +63,7 @@ def _single_tensor_stablespam(
     adaclip: bool,
     adagn: bool,
     mutate_grad: bool,
-    stats: dict[str, torch.Tensor] | None = None,
+    stats: dict[str, list[torch.Tensor]] | None = None,
 ) -> None:
     """One Stable-SPAM step on one tensor, in place (spec stable_spam.md §2.1 and §3.1).
 
@@ -95,11 +95,10 @@ def _single_tensor_stablespam(
         if mutate_grad:  # the official code writes the clipped values into p.grad
             grad.copy_(g)
         if stats is not None:
-            stats["clipped"] += mask.sum()
-            stats["threshold"] += m_max_hat
+            stats["clipped"].append(mask.sum())
+            stats["threshold"].append(m_max_hat)
     if stats is not None:
-        stats["numel"] += g.numel()
-        stats["sq_clipped"] += g.square().sum()
+        stats["sq_clipped"].append(g.square().sum())
 
     # AdaGN: the tensor's gradient norm becomes m_hat / (sqrt(v_hat) + eps) of its norm EMAs
     if adagn:
@@ -113,7 +112,7 @@ def _single_tensor_stablespam(
         g = torch.where(grad_norm > 0, g / grad_norm * c_norm_t, g)  # a zero gradient passes unchanged
         state["m_norm_t"], state["v_norm_t"] = m_norm_t, v_norm_t
     if stats is not None:
-        stats["sq_out"] += g.square().sum()
+        stats["sq_out"].append(g.square().sum())
 
     # MoRet
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
@@ -278,11 +277,10 @@ class StableSPAM(CheckedOptimizer):
         """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._evaluate(closure)
         n = self.state["total_steps"] = int(self.state.get("total_steps", 0)) + 1
-        stats = None
+        stats: dict[str, list[torch.Tensor]] | None = None
+        numel = 0
         if self.track_stats:
-            zero = torch.zeros((), dtype=torch.float64)
-            stats = {k: zero.clone() for k in ("sq_in", "sq_clipped", "sq_out", "clipped", "numel", "threshold")}
-            tensors = 0
+            stats = {k: [] for k in ("sq_in", "sq_clipped", "sq_out", "clipped", "threshold")}
         for group in self.param_groups:
             fixed = group["semantics"] == "fixed"
             scale = cosine_scale(n, group["total_T"], group["eta_min"], periodic=not fixed)
@@ -298,19 +296,20 @@ class StableSPAM(CheckedOptimizer):
                 if "step" not in state:
                     self._init_state(p, state, group, fixed)
                 if stats is not None:
-                    stats["sq_in"] += p.grad.detach().double().square().sum()
-                    tensors += 1
+                    stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
+                    numel += p.numel()
                 _single_tensor_stablespam(
                     p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                     weight_decay=group["weight_decay"], amsgrad=group["amsgrad"], gamma1=gamma1,
                     gamma2=group["gamma2"], gamma3=group["gamma3"], scale=scale, reset=reset, warmup=warmup,
                     fixed=fixed, adaclip=group["adaclip"], adagn=group["adagn"], mutate_grad=group["mutate_grad"],
                     stats=stats)
-        if stats is not None:
-            numel = stats["numel"].clamp(min=1)
-            self.stats = {"grad_norm_in": stats["sq_in"].sqrt(), "grad_norm_clipped": stats["sq_clipped"].sqrt(),
-                          "grad_norm_out": stats["sq_out"].sqrt(), "clip_fraction": stats["clipped"] / numel,
-                          "threshold_mean": stats["threshold"] / max(tensors, 1)}
+        if stats is not None and stats["sq_in"]:
+            total = {k: torch.stack(vs).double().sum() if vs else torch.zeros((), dtype=torch.float64)
+                     for k, vs in stats.items()}
+            self.stats = {"grad_norm_in": total["sq_in"].sqrt(), "grad_norm_clipped": total["sq_clipped"].sqrt(),
+                          "grad_norm_out": total["sq_out"].sqrt(), "clip_fraction": total["clipped"] / numel,
+                          "threshold_mean": total["threshold"] / len(stats["sq_in"])}
         return loss
 
     @staticmethod
