@@ -97,8 +97,8 @@ def _sweep(cfg: Any, ctx: RunContext) -> Measurement:
                                  seed=seed, label=label, optimizer=arm_optimizer(arm, lr, spec, METHODS),
                                  module_cls=TracingLanguageModel)
         tr = module.trace
-        entry = {**entry, "spikes": count_spikes(tr["loss"]), "failed": False,
-                 "trace": {k: subsample(v, every) for k, v in tr.items()}}
+        entry = {**entry, "spikes": count_spikes(tr["loss"]), "failed": False,  # traces the optimizer has
+                 "trace": {k: subsample(v, every) for k, v in tr.items() if not all(math.isnan(x) for x in v)}}
         entry["failed"] = failed(entry)
         return entry
 

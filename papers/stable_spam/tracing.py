@@ -59,6 +59,6 @@ def count_spikes(losses: Sequence[float], window: int = 20, factor: float = 1.5)
 
 
 def subsample(values: Sequence[float], every: int) -> list[tuple[int, float]]:
-    """``(step, value)`` every ``every`` steps (and the last), for records and plots."""
+    """``(step, value)`` every ``every`` steps (and the last) to 5 significant digits, for records and plots."""
     idx = sorted(set(range(0, len(values), every)) | ({len(values) - 1} if values else set()))
-    return [(i, values[i]) for i in idx]
+    return [(i, float(f"{values[i]:.5g}")) for i in idx]

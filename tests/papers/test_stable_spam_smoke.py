@@ -26,7 +26,9 @@ def test_three_claims_share_one_sweep_of_six_arms_and_judge_both_semantics(smoke
         assert "official:" in rec["headline"] and "fixed:" in rec["headline"]
     for r in runs:
         assert {"spikes", "failed", "trace"} <= set(r)
-        assert {"loss", "grad_norm_in", "grad_norm_out", "clip_fraction", "threshold"} == set(r["trace"])
+        assert {"loss", "grad_norm_in", "grad_norm_out"} <= set(r["trace"])
+        if r["arm"].startswith("stablespam"):
+            assert {"clip_fraction", "threshold"} <= set(r["trace"])
     assert s["official_vs_fixed"] is None or "delta" in s["official_vs_fixed"]
     assert set(recs[0]["plots"]) == {"val_curves", "lr_sweep", "grad_norms", "train_loss"}
 

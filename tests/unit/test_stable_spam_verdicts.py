@@ -54,3 +54,4 @@ def test_failure_and_spike_definitions():
     assert count_spikes(losses) == 1
     assert count_spikes([2.0] * 25 + [2.9]) == 0
     assert subsample(list(range(10)), 4) == [(0, 0), (4, 4), (8, 8), (9, 9)]
+    assert subsample([1.234567891], 1) == [(0, 1.2346)]
