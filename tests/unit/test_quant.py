@@ -148,3 +148,12 @@ def test_build_lm_reads_the_quant_section_and_trains():
     bf = build_lm({"kind": "llama", "n_layer": 1, "n_head": 2, "d_model": 32, "block_size": 16, "pure_bf16": True},
                   64)
     assert all(p.dtype == torch.bfloat16 for p in bf.parameters())
+
+
+def test_fp4_qlinear_trains_with_finite_straight_through_gradients():
+    lin = QLinear(64, 8, quant=QuantConfig(mode="fp4", group_size=64))
+    x = _rand(4, 64, seed=3).requires_grad_(True)
+    lin(x).square().sum().backward()
+    assert torch.isfinite(lin.weight.grad).all() and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="fp4"):
+        QuantConfig(mode="fp4", bits=8)

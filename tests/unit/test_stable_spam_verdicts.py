@@ -55,3 +55,22 @@ def test_failure_and_spike_definitions():
     assert count_spikes([2.0] * 25 + [2.9]) == 0
     assert subsample(list(range(10)), 4) == [(0, 0), (4, 4), (8, 8), (9, 9)]
     assert subsample([1.234567891], 1) == [(0, 1.2346)]
+
+
+def test_every_preset_arm_builds_its_optimizer():
+    import torch
+
+    from common.config import load_yaml
+    from common.optim.arms import arm_optimizer
+    from papers.stable_spam import PAPER
+    from papers.stable_spam.experiment import METHODS, arm_config
+
+    for preset in PAPER.presets():
+        cfg = load_yaml(PAPER.configs_dir() / f"{preset}.yaml")
+        for claim in cfg.claims.values():
+            for arm, spec in claim.arms.items():
+                run_cfg = arm_config(claim, spec)
+                assert (run_cfg.model.quant is None) == (not spec.quant), (preset, arm)
+                for lr in claim.lrs:
+                    opt = arm_optimizer(arm, float(lr), spec, METHODS)([torch.nn.Parameter(torch.zeros(2))])
+                    assert opt.param_groups[0]["lr"] == float(lr)
