@@ -24,9 +24,16 @@ def paper_ids() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def resolve_id(paper_id: str) -> str:
+    """Package names use underscores; accept hyphens too (``stable-spam`` is ``stable_spam``)."""
+    return paper_id.replace("-", "_") if paper_id.replace("-", "_") in paper_ids() else paper_id
+
+
 def get_paper(paper_id: str) -> Paper:
-    """The paper record for ``paper_id``; an unknown id is one clear error listing the valid ones."""
+    """The paper record for ``paper_id`` (hyphens may stand for underscores); an unknown id is one clear error
+    listing the valid ones."""
     ids = paper_ids()
+    paper_id = resolve_id(paper_id)
     if paper_id not in ids:
         near = difflib.get_close_matches(paper_id, ids, n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""

@@ -48,12 +48,12 @@ def regress(papers: list[str], reference: Path | None, out: Path | None) -> int:
     checked = 0
     for pid in ids:
         paper = get_paper(pid)
-        for path in find_records(reference / pid):
+        for path in find_records(reference / paper.id):
             ref = load_record(path)
             claim = paper.claim(ref["claim"])
             cfg = OmegaConf.create({"seeds": ref["config"]["seeds"], "trainer": ref["config"]["trainer"],
                                     "claims": {claim.id: ref["config"]["claim"]}})
-            run = run_claims(paper, [claim], cfg, ref["preset"], out / pid)[0]
+            run = run_claims(paper, [claim], cfg, ref["preset"], out / paper.id)[0]
             new = load_record(run.record_path)
             print(f"\n{pid} {claim.id} ({ref['preset']}): reference {path} vs {run.record_path}")
             print(f"  {'metric':40s} {'reference':>14s} {'new':>14s} {'tol':>8s}  ok")

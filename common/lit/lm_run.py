@@ -1,8 +1,8 @@
 """One language-model training run from a preset section: the loop every LM paper's sweep calls.
 
 The section provides ``data``, ``model``, ``batch_size``, ``steps``, ``warmup_frac``, ``min_lr_ratio``,
-``grad_clip``, ``val_every`` and ``val_batches``; the paper provides the optimizer (and, for methods that need
-extra passes, its own LanguageModelModule subclass).
+``grad_clip`` (null: no clipping), ``val_every`` and ``val_batches``; the paper provides the optimizer (and, for
+methods that need extra passes, its own LanguageModelModule subclass).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def train_lm(cfg: Any, ctx: RunContext, *, run_name: str, seed: int, label: str,
     dm.setup("fit")
     module = module_cls(build_lm(cfg.model, dm.vocab_size), optimizer,
                         warmup_cosine(steps, int(float(cfg.warmup_frac) * steps), float(cfg.min_lr_ratio)),
-                        grad_clip=float(cfg.grad_clip), param_groups=param_groups, **module_kwargs)
+                        grad_clip=None if cfg.get("grad_clip") is None else float(cfg.grad_clip),
+                        param_groups=param_groups, **module_kwargs)
     res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=run_name, val_every=int(cfg.val_every),
               progress_label=label, trainer_kwargs=ctx.trainer)
     entry = {"final_val_loss": res.final_val_loss, "diverged": res.diverged,

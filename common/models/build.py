@@ -9,14 +9,21 @@ import torch
 from torch import nn
 
 from common.models.gpt import GPT, GPTConfig, llama_config
+from common.quant.linear import QuantConfig
 
 
 def build_lm(model: Mapping[str, Any], vocab_size: int) -> nn.Module:
     """``kind: gpt`` (GPTConfig fields) or ``kind: llama`` (llama_config arguments); ``compile: true``
-    wraps the model in torch.compile (gpu presets)."""
+    wraps the model in torch.compile (gpu presets); ``quant: {...}`` (QuantConfig fields, or null) fake-quantizes
+    the Blocks' projections; ``pure_bf16: true`` casts the whole model, master weights included, to bfloat16
+    (the Stable-SPAM repo's ``model.to(torch.bfloat16)``)."""
     spec = dict(model)
     kind = spec.pop("kind", "gpt")
     compile_ = bool(spec.pop("compile", False))
+    pure_bf16 = bool(spec.pop("pure_bf16", False))
+    quant = spec.pop("quant", None)
+    if quant is not None:
+        spec["quant"] = QuantConfig.from_mapping(quant)
     if kind == "llama":
         cfg = llama_config(vocab_size=vocab_size, **spec)
     elif kind == "gpt":
@@ -24,4 +31,6 @@ def build_lm(model: Mapping[str, Any], vocab_size: int) -> nn.Module:
     else:
         raise ValueError(f"model.kind must be gpt or llama, got {kind!r}")
     net = GPT(cfg)
+    if pure_bf16:
+        net = net.to(torch.bfloat16)
     return torch.compile(net) if compile_ else net  # type: ignore[return-value]

@@ -17,9 +17,9 @@ LLaMA switches, each a config field branched on in one factory (the Blocks stay 
 ``scale_attn_by_inverse_layer_idx`` (Sophia's and MARS' GPT-2: attention logits also divided by layer + 1)
 and ``scale_residual_init`` (GPT-2's 1/sqrt(2 n_layer) init of residual projections; HF LLaMA has none).
 
-Every Linear inside a Block comes from ``_linear``: that is the hook where fake quantization (``common.quant``)
-will swap in its own module. ``lm_head`` and the embeddings are made directly because the 4-bit recipes keep
-them in full precision.
+Every Linear inside a Block comes from ``_linear``: that is the hook where fake quantization
+(``common.quant``, ``config.quant``) swaps in its ``QLinear``. ``lm_head`` and the embeddings are made directly
+because the 4-bit recipes keep them in full precision.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from common.quant.linear import QLinear, QuantConfig
 
 NormPosition = Literal["pre", "post"]
 NormKind = Literal["layernorm", "rmsnorm"]
@@ -74,6 +76,7 @@ class GPTConfig:
     rope_theta: float = 10000.0
     scale_attn_by_inverse_layer_idx: bool = False
     scale_residual_init: bool = True
+    quant: QuantConfig | None = None  # fake-quantized projections inside the Blocks (common.quant)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "d_model", "multiple_of"):
@@ -95,6 +98,8 @@ class GPTConfig:
             raise ValueError(f"rope_theta must be positive, got {self.rope_theta!r}")
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             raise ValueError(f"rope needs an even head size, got d_model/n_head = {self.d_model // self.n_head}")
+        if self.quant is not None and not isinstance(self.quant, QuantConfig):
+            raise ValueError(f"quant must be a common.quant.QuantConfig or None, got {type(self.quant).__name__}")
 
     @property
     def head_dim(self) -> int:
@@ -115,21 +120,31 @@ def _check_positive_int(name: str, value: object) -> None:
 
 def llama_config(vocab_size: int, block_size: int, n_layer: int, n_head: int, d_model: int, *,
                  mlp_hidden: int | None = None, multiple_of: int = 16, tie_weights: bool = False,
-                 norm_eps: float = 1e-6, rope_theta: float = 10000.0, dropout: float = 0.0) -> GPTConfig:
+                 norm_eps: float = 1e-6, rope_theta: float = 10000.0, dropout: float = 0.0,
+                 quant: QuantConfig | None = None) -> GPTConfig:
     """A LLaMA as the Stable-SPAM / GaLore ``configs/llama_*.json`` build it with HF ``LlamaForCausalLM``.
 
     Pre-norm RMSNorm (eps 1e-6), SwiGLU, RoPE, no biases, ``lm_head`` untied from the embedding (LlamaConfig's
     ``tie_word_embeddings=False``), N(0, 0.02) init without GPT-2's residual scaling. E.g. LLaMA-60M is
     ``llama_config(32000, 256, 8, 8, 512)`` (intermediate 1376); the 1B model needs ``mlp_hidden=5461``.
+    ``quant`` fake-quantizes the seven projections (q/k/v as the fused ``c_attn``, o, gate, up, down), as the
+    Stable-SPAM 4-bit runs do; embeddings, norms and ``lm_head`` stay in full precision.
     """
     return GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
                      d_model=d_model, dropout=dropout, bias=False, norm_position="pre", tie_weights=tie_weights,
                      norm="rmsnorm", norm_eps=norm_eps, mlp="swiglu", mlp_hidden=mlp_hidden,
-                     multiple_of=multiple_of, positions="rope", rope_theta=rope_theta, scale_residual_init=False)
+                     multiple_of=multiple_of, positions="rope", rope_theta=rope_theta, scale_residual_init=False,
+                     quant=quant)
 
 
 def _linear(in_features: int, out_features: int, bias: bool, config: GPTConfig) -> nn.Linear:
-    """Every projection inside a Block: the one place a fake-quantized Linear will branch in on ``config``."""
+    """Every projection inside a Block: the one place a fake-quantized Linear branches in on ``config.quant``.
+
+    The fused ``c_attn`` (q, k, v stacked) quantizes exactly as three separate projections would: weight groups
+    lie inside one output row and all three read the same quantized input.
+    """
+    if config.quant is not None:
+        return QLinear(in_features, out_features, bias=bias, quant=config.quant)
     return nn.Linear(in_features, out_features, bias=bias)
 
 

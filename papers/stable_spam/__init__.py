@@ -1,0 +1,86 @@
+"""Stable-SPAM: How to Train in 4-Bit More Stably than 16-Bit Adam (Huang et al., 2025), with SPAM (ICLR 2025)."""
+
+from common.results.paper import Claim, Paper, lazy
+from papers.stable_spam.optim import SPAM, StableSPAM
+from papers.stable_spam.verdicts import (
+    headline_s1,
+    headline_s2,
+    headline_s3,
+    judge_s1,
+    judge_s2,
+    judge_s3,
+)
+
+BIBTEX = r"""
+@article{huang2025stablespam,
+  title   = {Stable-{SPAM}: How to Train in 4-Bit More Stably than 16-Bit {Adam}},
+  author  = {Huang, Tianjin and Hu, Haotian and Zhang, Zhenyu and Jin, Gaojie and Li, Xiang and Shen, Li and
+             Chen, Tianlong and Liu, Lu and Wen, Qingsong and Wang, Zhangyang and Liu, Shiwei},
+  journal = {arXiv preprint arXiv:2502.17055},
+  year    = {2025}
+}
+@inproceedings{huang2025spam,
+  title     = {{SPAM}: Spike-Aware {Adam} with Momentum Reset for Stable {LLM} Training},
+  author    = {Huang, Tianjin and Zhu, Ziquan and Jin, Gaojie and Liu, Lu and Wang, Zhangyang and Liu, Shiwei},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2025},
+  eprint    = {2501.06842},
+  archivePrefix = {arXiv}
+}
+"""
+
+_SETTING = ("six arms on a tiny LLaMA under fake W4A4 (Adam fp, Adam-INT4, Adam+GradClip-INT4, SPAM-INT4, "
+            "Stable-SPAM-INT4 official and fixed), each tuned over the same lr grid, best lr on 3 seeds; "
+            "verdict of the official semantics, the fixed semantics' beside it")
+_RUN = lazy("papers.stable_spam.experiment:run_stable_spam")
+_TOL = {"best.stablespam_official_int4.final_val_loss": 0.05, "best.stablespam_fixed_int4.final_val_loss": 0.05,
+        "best.adam_int4.final_val_loss": 0.05, "best.adam_fp.final_val_loss": 0.05}
+
+PAPER = Paper(
+    id="stable_spam",
+    title="Stable-SPAM: How to Train in 4-Bit More Stably than 16-Bit Adam",
+    authors="Huang et al.",
+    venue="arXiv 2025",
+    arxiv="2502.17055",
+    code_url="https://github.com/TianjinYellow/StableSPAM",
+    code_commit="6a66da1",
+    bibtex=BIBTEX,
+    package="papers.stable_spam",
+    claims=(
+        Claim(
+            id="s1",
+            title="lr-stability: under W4A4, Adam is lr-sensitive and fails or spikes where Stable-SPAM stays "
+                  "stable and better",
+            paper_result="Fig. 2 / Table 1: 4-bit Adam is unstable across learning rates; INT4 LLaMA-1B ppl: Adam "
+                         "21.59, Adam+GradClip 19.74, SPAM 19.98, Stable-SPAM 17.42",
+            source="Table 1, Fig. 2 [paper]",
+            metric=f"failed runs F and loss spikes over all runs, final val loss best-vs-best; {_SETTING}",
+            rule="reproduced if F(SS) < F(Adam*) (or equal F and fewer spikes) and delta = L_Adam* - L_SS > 2 SE; "
+                 "partially if exactly one holds; not reproduced if neither; contradicted if delta < -2 SE "
+                 "(Adam* = the better of Adam-INT4 and Adam+GradClip-INT4)",
+            run=_RUN, judge=judge_s1, headline=headline_s1, tolerances=_TOL,
+        ),
+        Claim(
+            id="s2",
+            title="beats-fp: 4-bit Stable-SPAM reaches at least full-precision Adam's loss",
+            paper_result="INT4 LLaMA-1B: Stable-SPAM ppl 17.42 vs BF16 Adam 19.73 (\"up to 2 perplexity\")",
+            source="abstract, Table 1 [paper]",
+            metric=f"delta2 = L_Adam-fp - L_SS-INT4 (best-vs-best final val loss); {_SETTING}",
+            rule="reproduced if delta2 > 2 SE; partially if |delta2| <= 2 SE; not reproduced if -0.05 <= delta2 < "
+                 "-2 SE; contradicted if delta2 < -0.05 nats and < -2 SE",
+            run=_RUN, judge=judge_s2, headline=headline_s2, tolerances=_TOL,
+        ),
+        Claim(
+            id="s3",
+            title="half-steps: in 4-bit, Stable-SPAM reaches 4-bit Adam's final loss in about half the steps",
+            paper_result="\"same loss as Adam while requiring only about half the training steps\" (no number given)",
+            source="abstract [abs]",
+            metric=f"R = total steps / first eval step where SS's seed-mean val loss <= Adam*'s final; {_SETTING}",
+            rule="reproduced if R >= 1.8; partially if 1.1 <= R < 1.8; not reproduced if R < 1.1 (or never); "
+                 "contradicted if SS's final loss is worse than Adam*'s by more than 2 SE",
+            run=_RUN, judge=judge_s3, headline=headline_s3, tolerances=_TOL,
+        ),
+    ),
+)
+
+__all__ = ["PAPER", "SPAM", "StableSPAM"]

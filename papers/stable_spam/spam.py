@@ -1,0 +1,257 @@
+"""SPAM (Spike-Aware Adam with Momentum Reset) with the semantics of the authors' ``SPAM.py``.
+
+The maths lives once, in :func:`_single_tensor_spam` (one tensor, the readable definition); faster
+implementations go beside it behind ``impl=`` and are tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.optim.optimizer import ParamsT
+
+from common.optim.base import CheckedOptimizer
+from common.optim.precision import state_dtype
+from common.optim.validation import (
+    check_betas,
+    check_bool,
+    check_choice,
+    check_eps,
+    check_lr,
+    check_real,
+    check_weight_decay,
+)
+from papers.stable_spam.common_checks import (
+    check_nonnegative_int,
+    check_optional_positive_int,
+    cosine_warmup_factor,
+)
+
+__all__ = ["IMPLS", "SPAM"]
+
+IMPLS = ("reference",)
+_STATE_TENSORS = ("exp_avg", "exp_avg_sq")
+
+
+def _single_tensor_spam(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    correct_bias: bool,
+    threshold: float,
+    clip: bool,
+    reset: bool,
+    warmup: float,
+    mutate_grad: bool,
+    stats: dict[str, list[torch.Tensor]] | None = None,
+) -> None:
+    """One SPAM step on one tensor, in place (spec stable_spam.md §2.2).
+
+    ``reset`` zeroes m and v before the step (the step count is not reset, so bias correction is ~1 afterwards);
+    ``clip`` says whether spike clipping is active this step (not in the first ``grad_accu_steps`` steps of a
+    cycle); ``warmup`` is the post-reset cosine factor on the update (not on the weight decay).
+    """
+    dtype = state["exp_avg"].dtype
+    g = grad if grad.dtype == dtype else grad.to(dtype)
+    theta = param if param.dtype == dtype else param.to(dtype)
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    if reset:
+        exp_avg.zero_()
+        exp_avg_sq.zero_()
+    state["step"] += 1
+    t = state["step"]
+
+    if clip and threshold != 0:
+        bound = threshold * exp_avg_sq  # the un-corrected, pre-update v
+        mask = g**2 > bound
+        g = torch.where(mask, g.sign() * torch.sqrt(bound), g)
+        if mutate_grad:
+            grad.copy_(g)
+        if stats is not None:
+            stats["clipped"].append(mask.sum())
+    if stats is not None:
+        stats["sq_out"].append(g.square().sum())
+
+    exp_avg.mul_(beta1).add_(g, alpha=1.0 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
+    denom = exp_avg_sq.sqrt().add_(eps)  # Hugging Face AdamW's eps placement
+    step_size = lr
+    if correct_bias:
+        step_size = step_size * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    theta.addcdiv_(exp_avg, denom, value=-step_size * warmup)
+    if weight_decay > 0.0:
+        theta.add_(theta, alpha=-lr * weight_decay)  # after the update, not scaled by the warmup
+    if theta is not param:
+        param.copy_(theta)
+
+
+def _validated(group: dict[str, Any]) -> dict[str, Any]:
+    checks: dict[str, Callable[[Any], Any]] = {
+        "lr": check_lr,
+        "betas": check_betas,
+        "eps": check_eps,
+        "weight_decay": check_weight_decay,
+        "correct_bias": lambda v: check_bool("correct_bias", v),
+        "threshold": lambda v: check_real("threshold", v, low=0.0),
+        "DeltaT": lambda v: check_optional_positive_int("DeltaT", v, zero_means_none=True),
+        "grad_accu_steps": lambda v: check_nonnegative_int("grad_accu_steps", v),
+        "mutate_grad": lambda v: check_bool("mutate_grad", v),
+        "density": lambda v: _check_density(v),
+    }
+    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+
+
+def _check_density(v: Any) -> float:
+    d = check_real("density", v, low=0.0, high=1.0, low_inclusive=False)
+    if d != 1.0:
+        raise ValueError(f"density must be 1.0 (dense SPAM); sparse density masks are not implemented, got {d}")
+    return d
+
+
+class SPAM(CheckedOptimizer):
+    """SPAM: Spike-Aware Adam with Momentum Reset for Stable LLM Training.
+
+    Huang, Zhu, Jin, Liu, Wang, Liu, ICLR 2025, https://arxiv.org/abs/2501.06842. Follows ``galore_torch/SPAM.py``
+    (class ``AdamW``, exported as SPAM) in https://github.com/TianjinYellow/SPAM-Optimizer at e8185fb (2025-03-12).
+
+    Each step (``total_step`` counted from 0 before the step, ``current_step`` = steps since the last reset):
+        1. if (total_step + 1) % DeltaT == 0: m <- 0, v <- 0 (t is *not* reset, so bias correction is ~1);
+        2. spike clipping, when threshold != 0, total_step + 1 >= grad_accu_steps and
+           (total_step + 1) % DeltaT >= grad_accu_steps: entries with g^2 > threshold v become sign(g) sqrt(threshold v)
+           (v before this step's update);
+        3. m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2;
+           theta <- theta - w lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps) (Hugging Face AdamW's eps),
+           w = 1 - 0.99 (1 + cos(pi cs / (N + 1))) / 2 while cs = current_step < N, else 1;
+        4. theta <- theta - lr wd theta (after the update, not scaled by w);
+        5. total_step += 1, current_step += 1, and current_step <- 0 when the *next* step resets, so the reset step
+           itself runs at w = 0.01.
+    ``current_step`` starts at N + 1: no warmup at the start of training.
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups.
+        lr: >= 0. Default 1e-3.
+        betas: Default (0.9, 0.999).
+        eps: > 0. Default 1e-6.
+        weight_decay: >= 0. Default 0.
+        correct_bias: Adam's bias correction. Default True.
+        warmup_steps: N, the post-reset warmup length. Default 150 (the paper).
+        threshold: spike threshold theta (0 turns clipping off). Default 5000.
+        DeltaT: reset period; None (or 0) turns resets off. Default 500.
+        grad_accu_steps: steps after the start and after each reset without clipping. Default 20.
+        warmup_from_lr_schedule: reproduce the open launcher bug (SPAM-Optimizer#6): ``torchrun_main.py`` passes
+            the LR warmup length (``lr_warmup_steps``) as N, so with DeltaT = 500 and a 1000-step LR warmup the
+            post-reset warmup never completes. Default False (N = ``warmup_steps``, as the paper).
+        lr_warmup_steps: the LR schedule's warmup length; required when ``warmup_from_lr_schedule``.
+        mutate_grad: write clipped values into ``p.grad`` as the official code does. Default False.
+        impl: ``"reference"``. Default ``"reference"``.
+        track_stats: ``self.stats`` after each step: ``grad_norm_in``, ``grad_norm_out`` (after clipping),
+            ``clip_fraction``. Default False.
+
+    Deviations from the official code: ``total_step`` and ``current_step`` live in ``self.state`` under string
+    keys (as the official) and round-trip; clipping never writes into ``p.grad`` unless ``mutate_grad``; fp16/bf16
+    params get fp32 state; density masks (``density < 1``, the official's sparse variant) are not implemented:
+    ``density`` must be 1.0, which the official runs through a boolean gather with the same result.
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        correct_bias: bool = True,
+        warmup_steps: int = 150,
+        threshold: float = 5000,
+        DeltaT: int | None = 500,  # noqa: N803 (the official name)
+        grad_accu_steps: int = 20,
+        *,
+        warmup_from_lr_schedule: bool = False,
+        lr_warmup_steps: int | None = None,
+        mutate_grad: bool = False,
+        impl: str = "reference",
+        track_stats: bool = False,
+    ) -> None:
+        defaults = _validated(dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias,
+                                   threshold=threshold, DeltaT=DeltaT, grad_accu_steps=grad_accu_steps,
+                                   mutate_grad=mutate_grad))
+        self.warmup_from_lr_schedule = check_bool("warmup_from_lr_schedule", warmup_from_lr_schedule)
+        if warmup_from_lr_schedule:
+            if lr_warmup_steps is None:
+                raise ValueError("lr_warmup_steps is required when warmup_from_lr_schedule=True")
+            warmup_steps = lr_warmup_steps
+        self.warmup_steps = check_nonnegative_int("warmup_steps", warmup_steps)
+        self.impl = str(check_choice("impl", impl, IMPLS))
+        self.track_stats = check_bool("track_stats", track_stats)
+        self.stats: dict[str, torch.Tensor] = {}
+        super().__init__(params, defaults)
+        self.state["total_step"] = 0
+        self.state["current_step"] = self.warmup_steps + 1
+
+    _validate_group = staticmethod(_validated)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = self._evaluate(closure)
+        total, current = int(self.state["total_step"]), int(self.state["current_step"])
+        warmup = cosine_warmup_factor(current, self.warmup_steps)
+        stats: dict[str, list[torch.Tensor]] | None = None
+        numel = 0
+        if self.track_stats:
+            stats = {k: [] for k in ("sq_in", "sq_out", "clipped")}
+        for group in self.param_groups:
+            gap, accu = group["DeltaT"], group["grad_accu_steps"]
+            reset = gap is not None and (total + 1) % gap == 0
+            clip = (total + 1) >= accu and (gap is None or (total + 1) % gap >= accu)
+            beta1, beta2 = group["betas"]
+            for p in self._params_with_grad(group):
+                state = self.state[p]
+                if "step" not in state:
+                    dtype = state_dtype(p.dtype)
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                if stats is not None:
+                    stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
+                    numel += p.numel()
+                _single_tensor_spam(
+                    p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], correct_bias=group["correct_bias"],
+                    threshold=group["threshold"], clip=clip, reset=reset, warmup=warmup,
+                    mutate_grad=group["mutate_grad"], stats=stats)
+        total += 1
+        current += 1
+        gap = self.param_groups[0]["DeltaT"]
+        if gap is not None and (total + 1) % gap == 0:
+            current = 0
+        self.state["total_step"], self.state["current_step"] = total, current
+        if stats is not None and stats["sq_in"]:
+            total = {k: torch.stack(vs).double().sum() if vs else torch.zeros((), dtype=torch.float64)
+                     for k, vs in stats.items()}
+            self.stats = {"grad_norm_in": total["sq_in"].sqrt(), "grad_norm_out": total["sq_out"].sqrt(),
+                          "clip_fraction": total["clipped"] / numel}
+        return loss
+
+    def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
+        if "step" in saved:
+            state["step"] = int(saved["step"])
+        for key in _STATE_TENSORS:
+            value = saved.get(key)
+            if isinstance(value, torch.Tensor):
+                state[key] = value.to(device=p.device, dtype=state_dtype(p.dtype))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        for key in ("total_step", "current_step"):
+            if key in state_dict["state"]:
+                self.state[key] = int(state_dict["state"][key])
