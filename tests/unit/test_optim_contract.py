@@ -10,6 +10,7 @@ import torch
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
+from papers.rl_variance import ASGLD
 from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
 
@@ -21,6 +22,7 @@ OPTIMIZERS = {
     "MARS": lambda ps, **kw: MARS(ps, lr=1e-2, **kw),
     "SOAP": lambda ps, **kw: SOAP(ps, lr=1e-2, precondition_frequency=2, **kw),
     "Shampoo": lambda ps, **kw: Shampoo(ps, lr=1e-2, precondition_frequency=2, **kw),
+    "ASGLD": lambda ps, **kw: ASGLD(ps, lr=1e-2, noise_scale=1e-2, **kw),
 }
 NAMES = list(OPTIMIZERS)
 
