@@ -36,7 +36,10 @@ from papers.rl_variance.optim import ASGLD
 
 class BatchedMLP(nn.Module):
     """S independent MLPs (ReLU) evaluated with one batched matmul per layer: x (S, B, in) -> (S, B, out).
-    Copy s is initialised exactly as ``nn.Linear`` layers under ``torch.manual_seed(seeds[s])``."""
+
+    Copy s is initialised exactly as ``nn.Linear`` layers under ``torch.manual_seed(seeds[s])``. All weights and
+    biases live in ONE flat parameter (views per layer): the optimizers here are elementwise, so this changes no
+    number, and a step costs a handful of tensor ops instead of a handful per layer."""
 
     def __init__(self, sizes: list[int], seeds: list[int]) -> None:
         super().__init__()
@@ -47,13 +50,25 @@ class BatchedMLP(nn.Module):
             layers = [m for m in net if isinstance(m, nn.Linear)]
             weights.append([m.weight.detach().T.clone() for m in layers])
             biases.append([m.bias.detach().clone() for m in layers])
-        self.weights = nn.ParameterList([nn.Parameter(torch.stack(w)) for w in zip(*weights, strict=True)])
-        self.biases = nn.ParameterList([nn.Parameter(torch.stack(b)[:, None, :]) for b in zip(*biases, strict=True)])
+        pieces = [torch.stack(w) for w in zip(*weights, strict=True)]
+        pieces += [torch.stack(b)[:, None, :] for b in zip(*biases, strict=True)]
+        self.shapes = [tuple(p.shape) for p in pieces]
+        self.flat = nn.Parameter(torch.cat([p.reshape(-1) for p in pieces]))
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        views, offset = [], 0
+        for shape in self.shapes:
+            n = int(np.prod(shape))
+            views.append(self.flat[offset:offset + n].view(shape))
+            offset += n
+        k = len(views) // 2
+        return list(zip(views[:k], views[k:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        layers = self.layers()
+        for i, (w, b) in enumerate(layers):
             x = torch.baddbmm(b, x, w)
-            if i < len(self.weights) - 1:
+            if i < len(layers) - 1:
                 x = torch.relu(x)
         return x
 
