@@ -117,7 +117,10 @@ def run_gvpo(cfg: Any, ctx: RunContext) -> Measurement:
         ctx.say(f"[{ctx.label(i, len(jobs), f'{arm} mu={mu}')}] best lr {lrs[j]:g}: KL(pi*||pi) "
                 f"{best[arm][mu]['kl']:.3g} over {len(ctx.seeds)} seeds")
     old = _anchor_old(cfg, ctx, beta, k)
-    summary = {"best": best, "beta": beta, "steps": steps, "seeds": len(ctx.seeds), "anchor_old": old["summary"]}
+    bandits = stacked(cfg, ctx.seeds)
+    start = kl_rows(bandits.optimal_logits(beta), torch.log_softmax(bandits.ref_logits, -1)).mean(-1)
+    summary = {"best": best, "beta": beta, "steps": steps, "seeds": len(ctx.seeds), "anchor_old": old["summary"],
+               "kl_at_ref": float(start.mean())}  # KL(pi* || pi_ref): where every run starts
     plots = {"kl_curves": str(plot_curves(curves, ctx.path("b4_kl_curves.png"), logy=True,
                                           title=f"B4: KL(pi* || pi_theta), best lr per arm and mu, beta={beta:g}",
                                           xlabel="step", ylabel="KL(pi* || pi_theta)"))}

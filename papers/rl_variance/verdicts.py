@@ -57,7 +57,12 @@ def judge_nchain(s: Mapping[str, Any]) -> Verdict:
     se = math.sqrt(lmc["return_se"] ** 2 + dqn["return_se"] ** 2)
     checks = {"lmc_above_dqn_by_2se": diff > B2_SE * se, "lmc_above_dqn": diff > 0}
     reasons = [f"N={s['n']}: LMC {lmc['return']:.2f} vs DQN {dqn['return']:.2f} (diff {diff:+.2f}, SE {se:.2f}, "
-               f"{s['seeds']} seeds)"]
+               f"{s['seeds']} seeds; configs chosen on seed 0: LMC {lmc.get('config')}, DQN {dqn.get('config')})"]
+    if "best_by_mean" in s:  # sensitivity, reported only
+        bl, bd = s["best_by_mean"]["lmc"], s["best_by_mean"]["dqn"]
+        d2, se2 = bl["return"] - bd["return"], math.sqrt(bl["return_se"] ** 2 + bd["return_se"] ** 2)
+        reasons.append(f"sensitivity (not judged), configs chosen on the all-seed mean: LMC {bl['return']:.2f} "
+                       f"({bl['config']}) vs DQN {bd['return']:.2f} ({bd['config']}), diff {d2:+.2f}, SE {se2:.2f}")
     if diff < -B2_SE * se:
         return Verdict(CONTRADICTED, checks, reasons)
     status = REPRODUCED if checks["lmc_above_dqn_by_2se"] else PARTIAL if diff > 0 else NOT_REPRODUCED
@@ -66,9 +71,13 @@ def judge_nchain(s: Mapping[str, Any]) -> Verdict:
 
 def headline_nchain(s: Mapping[str, Any]) -> str:
     b, sm = s["best"], s["small"]["best"]
-    return (f"N={s['n']} return LMC {b['lmc']['return']:.2f}±{b['lmc']['return_sd']:.2f} vs DQN "
-            f"{b['dqn']['return']:.2f}±{b['dqn']['return_sd']:.2f}; N={s['small']['n']} LMC "
-            f"{sm['lmc']['return']:.2f} vs DQN {sm['dqn']['return']:.2f} (n={s['seeds']})")
+    out = (f"N={s['n']} return LMC {b['lmc']['return']:.2f}±{b['lmc']['return_sd']:.2f} vs DQN "
+           f"{b['dqn']['return']:.2f}±{b['dqn']['return_sd']:.2f} (tuned on seed 0)")
+    if "best_by_mean" in s:
+        bm = s["best_by_mean"]
+        out += f", {bm['lmc']['return']:.2f} vs {bm['dqn']['return']:.2f} (tuned on all seeds)"
+    small = f"; N={s['small']['n']} LMC {sm['lmc']['return']:.2f} vs DQN {sm['dqn']['return']:.2f}"
+    return out + small + f" (n={s['seeds']})"
 
 
 # --- B3 -------------------------------------------------------------------------------------------------------
