@@ -10,6 +10,7 @@ import torch
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
+from papers.rl_variance import ASGLD
 from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
 from papers.stable_spam import SPAM, StableSPAM
@@ -27,6 +28,7 @@ OPTIMIZERS = {
     "StableSPAM-fixed": lambda ps, **kw: StableSPAM(ps, lr=1e-2, update_proj_gap=3, total_T=5, semantics="fixed",
                                                     reset_warmup_steps=2, **kw),
     "SPAM": lambda ps, **kw: SPAM(ps, lr=1e-2, DeltaT=3, warmup_steps=2, grad_accu_steps=1, **kw),
+    "ASGLD": lambda ps, **kw: ASGLD(ps, lr=1e-2, noise_scale=1e-2, **kw),
 }
 NAMES = list(OPTIMIZERS)
 
