@@ -12,6 +12,7 @@ from papers.mars import MARS
 from papers.radam import RAdam
 from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
+from papers.vr_methods import SVRG, ClusterMomentum
 
 OPTIMIZERS = {
     "RAdam": lambda ps, **kw: RAdam(ps, lr=1e-2, degenerated_to_sgd=True, **kw),
@@ -21,6 +22,10 @@ OPTIMIZERS = {
     "MARS": lambda ps, **kw: MARS(ps, lr=1e-2, **kw),
     "SOAP": lambda ps, **kw: SOAP(ps, lr=1e-2, precondition_frequency=2, **kw),
     "Shampoo": lambda ps, **kw: Shampoo(ps, lr=1e-2, precondition_frequency=2, **kw),
+    "SVRG": lambda ps, **kw: SVRG(ps, base=lambda q: torch.optim.SGD(q, lr=1e-2, momentum=0.9), **kw),
+    "ClusterMomentum": lambda ps, **kw: ClusterMomentum(ps, lr=1e-2, **kw),
+    # STORM's exact step needs a second gradient per step (a closure or record_previous_grad): its own
+    # contract checks are in tests/unit/test_vr_storm.py.
 }
 NAMES = list(OPTIMIZERS)
 
