@@ -150,12 +150,13 @@ def _plots(runs: list[dict[str, Any]], depths: list[int], ctx: RunContext) -> di
         title="A2: SVRG / SGD gradient variance through training (snapshot each epoch; seed band)",
         xlabel="epoch (probes at fixed fractions)", ylabel="variance ratio"))}
     last_epoch = max(p["epoch"] for r in runs for p in r["probes"])
-    by_depth = {}
     fractions = sorted({p["fraction"] for r in runs for p in r["probes"]})
-    for f in fractions:
+    seeds = sorted({r["seed"] for r in runs})
+    by_depth = {}
+    for f in fractions:  # one curve per seed across depths, so the band is over seeds
         by_depth[f"{100 * f:.0f}% of epoch {last_epoch}"] = [
-            [(r["depth"], next(p["ratio"] for p in r["probes"] if p["epoch"] == last_epoch and p["fraction"] == f))]
-            for r in runs]
+            [(r["depth"], next(p["ratio"] for p in r["probes"] if p["epoch"] == last_epoch and p["fraction"] == f))
+             for r in sorted((r for r in runs if r["seed"] == seed), key=lambda r: r["depth"])] for seed in seeds]
     plots["ratio_by_depth"] = str(plot_curves(
         by_depth, ctx.path("a2_ratio_by_depth.png"), logy=True,
         title="A2: variance ratio by depth (SVRG / SGD, last epoch; seed band)",

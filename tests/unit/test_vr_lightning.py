@@ -5,6 +5,7 @@ must still see the right parameters)."""
 from __future__ import annotations
 
 import lightning as L
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -12,6 +13,8 @@ from torch.utils.data import DataLoader
 from common.optim.full_gradient import full_gradient
 from papers.vr_methods import STORM, SVRG, ClusterMomentum
 from papers.vr_methods.lit import VRClassifier, chunks
+
+pytestmark = pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
