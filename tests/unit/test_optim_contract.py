@@ -14,6 +14,7 @@ from papers.rl_variance import ASGLD
 from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
 from papers.stable_spam import SPAM, StableSPAM
+from papers.vr_methods import SVRG, ClusterMomentum
 
 OPTIMIZERS = {
     "RAdam": lambda ps, **kw: RAdam(ps, lr=1e-2, degenerated_to_sgd=True, **kw),
@@ -29,6 +30,10 @@ OPTIMIZERS = {
                                                     reset_warmup_steps=2, **kw),
     "SPAM": lambda ps, **kw: SPAM(ps, lr=1e-2, DeltaT=3, warmup_steps=2, grad_accu_steps=1, **kw),
     "ASGLD": lambda ps, **kw: ASGLD(ps, lr=1e-2, noise_scale=1e-2, **kw),
+    "SVRG": lambda ps, **kw: SVRG(ps, base=lambda q: torch.optim.SGD(q, lr=1e-2, momentum=0.9), **kw),
+    "ClusterMomentum": lambda ps, **kw: ClusterMomentum(ps, lr=1e-2, **kw),
+    # STORM's exact step needs a second gradient per step (a closure or record_previous_grad): its own
+    # contract checks are in tests/unit/test_vr_storm.py.
 }
 NAMES = list(OPTIMIZERS)
 
