@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
+from common.optim.other_point import all_params, params_holding, record_grads, swapped_in
 from common.optim.validation import check_lr, check_real, check_weight_decay
 
 __all__ = ["STORM"]
@@ -65,39 +66,19 @@ class STORM(CheckedOptimizer):
     _validate_group = staticmethod(_validated)
 
     def _all_params(self) -> list[torch.Tensor]:
-        return [p for g in self.param_groups for p in g["params"]]
+        return all_params(self)
 
     def has_previous(self) -> bool:
-        return any("prev_param" in self.state.get(p, {}) for p in self._all_params())
+        return bool(params_holding(self, "prev_param"))
 
-    @contextlib.contextmanager
-    def previous_params(self) -> Iterator[None]:
+    def previous_params(self) -> contextlib.AbstractContextManager[None]:
         """Swap x_{t-1} into the parameters for the body (the gradient on this step's batch there), then back."""
-        params = [p for p in self._all_params() if "prev_param" in self.state.get(p, {})]
-        with torch.no_grad():
-            current = [p.detach().clone() for p in params]
-            for p in params:
-                p.copy_(self.state[p]["prev_param"])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, c in zip(params, current, strict=True):
-                    p.copy_(c)
+        return swapped_in(self, "prev_param")
 
-    @torch.no_grad()
     def record_previous_grad(self, grads: Sequence[torch.Tensor | None] | None = None) -> None:
         """Record g(x_{t-1}; xi_t) for the coming step: ``grads`` in param-group order, or (None) each ``p.grad``."""
-        params = self._all_params()
-        if grads is not None and len(grads) != len(params):
-            raise ValueError(f"grads has {len(grads)} entries for {len(params)} parameters")
-        for i, p in enumerate(params):
-            g = p.grad if grads is None else grads[i]
-            state = self.state.get(p)
-            if g is None or not state or "prev_param" not in state:
-                continue
-            state["prev_grad"] = g.detach().to(p).clone()
-            state["prev_grad_step"] = int(state["step"])
+        record_grads(self, grads, point_key="prev_param", grad_key="prev_grad", step_key="prev_grad_step",
+                     step_of="step")
 
     def _recorded(self) -> bool:
         """Whether g(x_{t-1}; xi_t) was recorded for the coming step of every parameter that has a previous point."""

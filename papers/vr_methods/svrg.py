@@ -4,13 +4,14 @@ ICLR 2025) with a linearly decaying alpha, as a wrapper around any torch optimiz
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
+from common.optim.other_point import all_params, params_holding, record_grads, swapped_in
 from common.optim.validation import check_choice, check_lr, check_real
 
 __all__ = ["MODES", "SCHEDULES", "SVRG", "linear_coefficients"]
@@ -154,7 +155,7 @@ class SVRG(CheckedOptimizer):
 
     # ---- the snapshot --------------------------------------------------------------------------------------------
     def _all_params(self) -> list[torch.Tensor]:
-        return [p for g in self.param_groups for p in g["params"]]
+        return all_params(self)
 
     @torch.no_grad()
     def take_snapshot(self, full_grad: Sequence[torch.Tensor | None],
@@ -187,36 +188,16 @@ class SVRG(CheckedOptimizer):
                 state["svrg_cache"] = torch.stack([batch[i].detach().to(p) for batch in cache])
 
     def has_snapshot(self) -> bool:
-        return any("svrg_snapshot" in self.state.get(p, {}) for p in self._all_params())
+        return bool(params_holding(self, "svrg_snapshot"))
 
-    @contextlib.contextmanager
-    def snapshot_params(self) -> Iterator[None]:
+    def snapshot_params(self) -> contextlib.AbstractContextManager[None]:
         """Swap the snapshot theta~ into the parameters for the body (a forward/backward at theta~), then back."""
-        params = [p for p in self._all_params() if "svrg_snapshot" in self.state.get(p, {})]
-        with torch.no_grad():
-            current = [p.detach().clone() for p in params]
-            for p in params:
-                p.copy_(self.state[p]["svrg_snapshot"])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for p, c in zip(params, current, strict=True):
-                    p.copy_(c)
+        return swapped_in(self, "svrg_snapshot")
 
-    @torch.no_grad()
     def record_snapshot_grad(self, grads: Sequence[torch.Tensor | None] | None = None) -> None:
         """Record grad f_B(theta~) for the coming step: ``grads`` in param-group order, or (None) each ``p.grad``."""
-        params = self._all_params()
-        if grads is not None and len(grads) != len(params):
-            raise ValueError(f"grads has {len(grads)} entries for {len(params)} parameters")
-        for i, p in enumerate(params):
-            g = p.grad if grads is None else grads[i]
-            state = self.state.get(p)
-            if g is None or not state or "svrg_snapshot" not in state:
-                continue
-            state["svrg_snapshot_grad"] = g.detach().to(p).clone()
-            state["svrg_snapshot_grad_step"] = int(state.get("svrg_step", 0))
+        record_grads(self, grads, point_key="svrg_snapshot", grad_key="svrg_snapshot_grad",
+                     step_key="svrg_snapshot_grad_step", step_of="svrg_step", default_step=0)
 
     @torch.no_grad()
     def use_cached_snapshot_grad(self, index: int) -> None:
