@@ -56,7 +56,10 @@ def parse_value(raw: str, item: str = "") -> object:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse the value of override {item or raw!r}: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"cannot parse the value of override {item or raw!r}{where}: {problem}") from e
     if isinstance(value, str):
         return _number(value)
     if isinstance(value, list):

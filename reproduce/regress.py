@@ -46,10 +46,11 @@ def regress(papers: list[str], reference: Path | None, out: Path | None) -> int:
     out = out or Path(tempfile.mkdtemp(prefix="optrepro-regress-"))
     failures = 0
     checked = 0
+    # Read every reference first: a partial or corrupt one is an error before hours of reruns, not after.
+    refs = {pid: [(path, load_record(path)) for path in find_records(reference / get_paper(pid).id)] for pid in ids}
     for pid in ids:
         paper = get_paper(pid)
-        for path in find_records(reference / pid):
-            ref = load_record(path)
+        for path, ref in refs[pid]:
             claim = paper.claim(ref["claim"])
             cfg = OmegaConf.create({"seeds": ref["config"]["seeds"], "trainer": ref["config"]["trainer"],
                                     "claims": {claim.id: ref["config"]["claim"]}})

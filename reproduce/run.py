@@ -37,11 +37,16 @@ def default_preset() -> tuple[str, str]:
 
 
 def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None) -> DictConfig:
-    """The preset's YAML with overrides merged; an unknown preset lists the valid ones."""
+    """The preset's YAML with overrides merged; an unknown preset lists the valid ones. ``preset`` may also be
+    the path of a YAML file of the same shape (a user's own preset, e.g. an edited copy of cpu.yaml)."""
     presets = paper.presets()
-    if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)}")
-    cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
+    if preset in presets:
+        cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
+    elif Path(preset).suffix in (".yaml", ".yml"):
+        cfg = load_yaml(preset)  # missing or malformed: one ConfigError naming the file and the line
+    else:
+        raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)} "
+                          "(or the path of a preset .yaml file)")
     cfg = apply_overrides(cfg, overrides)
     if seeds is not None:  # --seeds wins over the preset's count, global and per claim
         if seeds < 1:

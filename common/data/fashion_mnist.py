@@ -97,8 +97,11 @@ def find_fashion_mnist(split: Split, root: str | Path | None = None) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(images: Path, labels: Path, _stamp: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    x = read_idx(images)
-    y = read_idx(labels)
+    try:
+        x = read_idx(images)
+        y = read_idx(labels)
+    except DataError as e:  # say which dataset and how to get a good copy, not only which bytes are wrong
+        raise DataError(f"Fashion-MNIST file unusable: {e}; {_hint()}") from None
     if x.dim() != 3 or tuple(x.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"{images}: expected images shaped N x 28 x 28, got {list(x.shape)}")
     if y.dim() != 1:

@@ -21,6 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from common.errors import DivergedError
 from common.lit.callbacks import (
     CurveRecorder,
     DivergenceMonitor,
@@ -164,10 +165,14 @@ def fit(
     with _quiet_lightning():
         trainer = pl.Trainer(**settings)
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        broke: str | None = None
+        try:
+            trainer.fit(module, datamodule=datamodule)
+        except DivergedError as e:  # the method's numerics broke down (e.g. eigh of NaN statistics): a result
+            broke = f"{type(e).__name__} at step {trainer.global_step}: {str(e).splitlines()[0] if str(e) else ''}"
         wall_s = time.perf_counter() - t0
         test_metrics: dict[str, float] = {}
-        if test:
+        if test and broke is None:
             results = trainer.test(module, datamodule=datamodule, verbose=False)
             test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
@@ -184,8 +189,8 @@ def fit(
         final_val_loss=float(last_val[1]) if last_val is not None else math.nan,
         final_val_acc=float(last_val[2]) if last_val is not None and len(last_val) > 2 else None,
         test_metrics=test_metrics,
-        diverged=divergence.diverged,
-        divergence_reason=divergence.reason,
+        diverged=divergence.diverged or broke is not None,
+        divergence_reason=divergence.reason or broke,
         steps_done=trainer.global_step,
         wall_s=wall_s,
         step_time_ms_median=timer.median_ms,
