@@ -1,7 +1,7 @@
 """`reproduce`: run a paper's headline claims, list papers, rebuild the results tables, cite.
 
     reproduce list
-    reproduce <paper> [claim ...] [--preset P] [--seeds N] [--out DIR] [key=value ...]
+    reproduce <paper> [claim ...] [--preset P|FILE.yaml] [--seeds N] [--out DIR] [--resume] [key=value ...]
     reproduce table
     reproduce cite <paper>
     reproduce regress [paper ...] [--reference DIR]
@@ -73,7 +73,12 @@ def _cmd_run(argv: list[str]) -> int:
     p.add_argument("--preset", default=None)
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     p.add_argument("--out", default=None, help="output folder (default runs/<paper>/<preset>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the killed run in --out: reuse its finished claims and runs, resume the "
+                        "interrupted run from its last checkpoint")
     args = p.parse_intermixed_args(argv)
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the output folder of the run to continue")
     paper = get_paper(args.paper)
     preset = args.preset
     if preset is None:
@@ -84,7 +89,9 @@ def _cmd_run(argv: list[str]) -> int:
     cfg = load_preset(paper, preset, overrides, args.seeds)
     claims = select_claims(paper, cfg, preset, wanted)
     out = Path(args.out) if args.out else default_out_dir(paper, preset)
-    runs = run_claims(paper, claims, cfg, preset, out)
+    if args.resume and not out.is_dir():
+        raise ConfigError(f"--resume: {out} does not exist (nothing to continue; drop --resume to start)")
+    runs = run_claims(paper, claims, cfg, preset, out, resume=args.resume)
     print(f"\n{paper.title} ({paper.id}, preset {preset})")
     for r in runs:
         print(f"  {r.claim.id}: {r.verdict.status:22s} {r.headline}")
@@ -125,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; records of finished claims are kept, the unfinished one is not written",
-              file=sys.stderr)
+        print("error: interrupted; finished claims and runs are kept, the unfinished one is not written "
+              "(continue with the same command plus --resume --out DIR)", file=sys.stderr)
         return 130
 
 

@@ -45,6 +45,7 @@ class ZooEntry:
     hessian: bool = False  # update_hessian() must be fed an estimate in p.grad after some steps (Sophia)
     nonfinite_grad: str = PROPAGATES
     refresh_every: int | None = None  # steps between preconditioner refreshes (the resume tests straddle one)
+    bases_key: str | None = None  # the state entry holding the refreshed preconditioner (bases/roots)
     zero_ok: tuple[str, ...] = ()  # generic keys whose domain includes 0 here (SOAP: eps >= 0, documented)
     constraint: Callable[[dict[str, Any]], bool] | None = None  # a joint rule on the merged kwargs, if any
 
@@ -73,8 +74,9 @@ ZOO: dict[str, ZooEntry] = {
                      constraint=lambda kw: kw["lr"] > 0 or kw.get("lr_1d", 3e-3) == 0),  # lr_1d is kept as lr_1d/lr
     "SOAP": ZooEntry(SOAP, {"lr": 1e-2, "precondition_frequency": 2},
                      options={"merge_dims": (False, True), "precondition_1d": (False, True)},
-                     nonfinite_grad=PROPAGATES, refresh_every=2, zero_ok=("eps",)),
-    "Shampoo": ZooEntry(Shampoo, {"lr": 1e-2, "precondition_frequency": 2}, nonfinite_grad=RAISES, refresh_every=2),
+                     nonfinite_grad=PROPAGATES, refresh_every=2, bases_key="Q", zero_ok=("eps",)),
+    "Shampoo": ZooEntry(Shampoo, {"lr": 1e-2, "precondition_frequency": 2}, nonfinite_grad=RAISES, refresh_every=2,
+                        bases_key="roots"),
 }
 NAMES = list(ZOO)
 

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from common.data import image_ops
 from common.data.idx import read_idx
+from common.data.resumable import ResumableDataLoader
 from common.data.seeding import generator_for
 from common.errors import ConfigError, DataError
 
@@ -239,7 +240,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(self._dataset(name), batch_size=batch_size, shuffle=shuffle, generator=generator,
+        cls = ResumableDataLoader if shuffle else DataLoader  # the train loader's position survives a checkpoint
+        return cls(self._dataset(name), batch_size=batch_size, shuffle=shuffle, generator=generator,
                           collate_fn=_batch_passthrough, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

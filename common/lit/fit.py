@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from common.errors import DivergedError
@@ -31,6 +32,8 @@ from common.lit.callbacks import (
     StepTimer,
     ValidateAtMaxSteps,
 )
+from common.lit.checkpointing import LAST, DataPosition, RngState, checkpoint_dir, resumable_checkpoint
+from common.lit.checkpointing import defaults as checkpoint_defaults
 from common.results.record import json_safe
 
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
@@ -115,6 +118,8 @@ def fit(
     progress_label: str | None = None,
     test: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
+    checkpoint: bool | None = None,
+    resume: bool | None = None,
 ) -> FitResult:
     """Train ``module`` for ``max_steps`` optimizer steps and return curves, final metrics and costs.
 
@@ -123,6 +128,13 @@ def fit(
     with ``diverged=True``. ``trainer_kwargs`` override any Trainer argument set here (strategy, devices,
     precision, gradient_clip_val, ...); ``callbacks`` in it are added to ours, replacing ours of the same
     type (e.g. a ``DivergenceMonitor`` with another ``explode_factor``).
+
+    Checkpoints: with ``checkpoint=True`` the run saves ``out_dir/checkpoints/run_name/last.ckpt`` after every
+    validation (every ``val_every`` steps: a save between validations would make Lightning skip the next one);
+    with ``resume=True`` it continues from that file when it exists, exactly (model, optimizer, scheduler,
+    loops, curves, RNG and, with a ``ResumableDataLoader``, the data position). Both default to what the runner
+    set with ``common.lit.checkpointing.checkpointing`` (``reproduce --resume``): then a checkpoint at every
+    validation, deleted once the run has finished.
     """
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
@@ -130,14 +142,23 @@ def fit(
         raise ValueError(f"val_every must be a positive integer, got {val_every!r}")
     out_dir = Path(out_dir)
     kwargs = dict(trainer_kwargs or {})
+    ctx_ckpt = checkpoint_defaults()
+    keep_ckpt = checkpoint is not None or ctx_ckpt.keep
+    checkpoint = ctx_ckpt.enabled if checkpoint is None else bool(checkpoint)
+    resume = ctx_ckpt.resume if resume is None else bool(resume)
 
     defaults: list[Callback] = [
         StepTimer(), GradNormMonitor(), OptimizerStateBytes(), DivergenceMonitor(), CurveRecorder(),
-        ValidateAtMaxSteps(),
+        ValidateAtMaxSteps(), DataPosition(), RngState(),
     ]
     if progress_label is not None:
         defaults.append(ProgressReporter(progress_label, max_steps))
     callbacks = _merge_callbacks(defaults, kwargs.pop("callbacks", None))
+    ckpt_dir = checkpoint_dir(out_dir, run_name)
+    ckpt_path = resumable_checkpoint(ckpt_dir) if resume else None
+    if checkpoint:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST).stem, save_top_k=1,
+                                         enable_version_counter=False, save_on_train_epoch_end=False))
 
     # version="" puts the events directly in out_dir/tb/run_name; give each run its own run_name.
     logger = TensorBoardLogger(save_dir=str(out_dir / "tb"), name=run_name, version="",
@@ -152,7 +173,7 @@ def fit(
         "callbacks": callbacks,
         "enable_progress_bar": False,
         "enable_model_summary": False,
-        "enable_checkpointing": False,
+        "enable_checkpointing": checkpoint,
         "num_sanity_val_steps": 0,
         "val_check_interval": val_every * accumulate,
         "check_val_every_n_epoch": None,
@@ -167,7 +188,7 @@ def fit(
         t0 = time.perf_counter()
         broke: str | None = None
         try:
-            trainer.fit(module, datamodule=datamodule)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         except DivergedError as e:  # the method's numerics broke down (e.g. eigh of NaN statistics): a result
             broke = f"{type(e).__name__} at step {trainer.global_step}: {str(e).splitlines()[0] if str(e) else ''}"
         wall_s = time.perf_counter() - t0
@@ -176,6 +197,8 @@ def fit(
             results = trainer.test(module, datamodule=datamodule, verbose=False)
             test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
+    if checkpoint and not keep_ckpt and trainer.is_global_zero:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the runner keeps the result, not the weights
     curves: CurveRecorder = _find(callbacks, CurveRecorder)
     divergence: DivergenceMonitor = _find(callbacks, DivergenceMonitor)
     timer: StepTimer = _find(callbacks, StepTimer)

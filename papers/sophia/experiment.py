@@ -39,6 +39,12 @@ class SophiaLanguageModel(LanguageModelModule):
         self.hessian_every, self.seed = hessian_every, seed_for_labels
         self.hessian_trace: list[tuple[int, float, float]] = []
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # a resumed run keeps the whole trace
+        checkpoint["sophia_hessian_trace"] = [list(t) for t in self.hessian_trace]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.hessian_trace = [tuple(t) for t in checkpoint.get("sophia_hessian_trace", [])]
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         opt, sched = self.optimizers(), self.lr_schedulers()
         loss = self.evaluate_batch(batch)["loss"]
