@@ -4,7 +4,7 @@
     reproduce <paper> [claim ...] [--preset P|FILE.yaml] [--seeds N] [--out DIR] [--resume] [key=value ...]
     reproduce table
     reproduce cite <paper>
-    reproduce regress [paper ...] [--reference DIR]
+    reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     table = sub.add_parser("table", help="rebuild RESULTS.md and paper READMEs from results/reference")
     table.add_argument("--reference", default=None)
     reg = sub.add_parser("regress", help="rerun the reference records and compare within tolerance")
-    reg.add_argument("papers", nargs="*")
+    reg.add_argument("papers", nargs="*", metavar="paper[/claim]", help="default: every paper's references")
     reg.add_argument("--reference", default=None)
     reg.add_argument("--out", default=None)
     return p

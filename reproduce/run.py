@@ -40,6 +40,18 @@ def default_preset() -> tuple[str, str]:
     return "cpu", "no CUDA device found"
 
 
+def trainer_arguments() -> list[str]:
+    """What ``trainer.<name>=value`` may set: the Lightning Trainer's arguments (e.g. strategy, devices,
+    precision), except those ``common.lit.fit`` owns (max_steps, logger, callbacks, validation schedule)."""
+    import inspect
+
+    import lightning.pytorch as pl
+
+    owned = {"max_steps", "logger", "callbacks", "val_check_interval", "check_val_every_n_epoch", "default_root_dir",
+             "enable_checkpointing", "num_sanity_val_steps", "self"}
+    return [n for n in inspect.signature(pl.Trainer.__init__).parameters if n not in owned]
+
+
 def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None) -> DictConfig:
     """The preset's YAML with overrides merged; an unknown preset lists the valid ones. ``preset`` may also be
     the path of a YAML file of the same shape (a user's own preset, e.g. an edited copy of cpu.yaml)."""
@@ -51,7 +63,7 @@ def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | No
     else:
         raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)} "
                           "(or the path of a preset .yaml file)")
-    cfg = apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides, open_sections={"trainer": trainer_arguments})
     if seeds is not None:  # --seeds wins over the preset's count, global and per claim
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}")

@@ -73,7 +73,9 @@ class GradNormMonitor(Callback):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
             return
-        norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])
+        # at least fp32 (bf16 grads), never narrowing (fp64 models, precision="64-true")
+        norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.promote_types(g.dtype, torch.float32))
+                             for g in grads])
         self.last = torch.linalg.vector_norm(norms)
         pl_module.log("train/grad_norm", self.last, on_step=True, on_epoch=False)
 
