@@ -4,6 +4,7 @@
     reproduce <paper> [claim ...] [--preset P|FILE.yaml] [--seeds N] [--out DIR] [--resume] [key=value ...]
     reproduce table
     reproduce cite <paper>
+    reproduce report [--out DIR]                      static HTML results page (results/report/index.html)
     reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress")
+COMMANDS = ("list", "table", "cite", "regress", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +54,14 @@ def _cmd_table(args: argparse.Namespace) -> int:
 
     for path in write_tables(Path(args.reference) if args.reference else None):
         print(f"wrote {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from reproduce.report import write_report
+
+    path = write_report(Path(args.out) if args.out else None, Path(args.reference) if args.reference else None)
+    print(f"wrote {path}")
     return 0
 
 
@@ -108,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     cite.add_argument("paper")
     table = sub.add_parser("table", help="rebuild RESULTS.md and paper READMEs from results/reference")
     table.add_argument("--reference", default=None)
+    rep = sub.add_parser("report", help="write the static HTML results page (results/report/index.html)")
+    rep.add_argument("--out", default=None, help="folder for index.html (default results/report)")
+    rep.add_argument("--reference", default=None)
     reg = sub.add_parser("regress", help="rerun the reference records and compare within tolerance")
     reg.add_argument("papers", nargs="*", metavar="paper[/claim]", help="default: every paper's references")
     reg.add_argument("--reference", default=None)
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
-                    "regress": _cmd_regress}[args.command](args)
+                    "regress": _cmd_regress, "report": _cmd_report}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)
