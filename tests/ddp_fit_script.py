@@ -8,7 +8,6 @@ Lightning starts rank 1 by re-running this script). Rank 0 saves the final param
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -29,10 +28,7 @@ def main(mode: str, out: Path) -> None:
                         val_batches=2, seed=0)
     dm.setup("fit")
     model = GPT(GPTConfig(vocab_size=dm.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16, dropout=0.0))
-    opt = os.environ.get("DDP_FIT_OPT", "SOAP")
-    factory = (functools.partial(SOAP, lr=3e-3, precondition_frequency=2) if opt == "SOAP"
-               else functools.partial(torch.optim.SGD, lr=0.5))
-    module = LanguageModelModule(model, factory)
+    module = LanguageModelModule(model, functools.partial(SOAP, lr=3e-3, precondition_frequency=2))
     # float64: SOAP's eigenbases of rank-deficient factors amplify float32 rounding (the all-reduce's sum order
     # changes the last bit), so only in float64 do two processes and one agree to float tolerance.
     extra = {"accelerator": "cpu", "precision": "64-true"}
