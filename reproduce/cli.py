@@ -101,6 +101,10 @@ def _cmd_run(argv: list[str]) -> int:
     if args.resume and not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist (nothing to continue; drop --resume to start)")
     runs = run_claims(paper, claims, cfg, preset, out, resume=args.resume)
+    from reproduce.run import process_rank
+
+    if process_rank():  # a DDP rank >= 1 (Lightning re-ran this command): rank 0 reports
+        return 0
     print(f"\n{paper.title} ({paper.id}, preset {preset})")
     for r in runs:
         print(f"  {r.claim.id}: {r.verdict.status:22s} {r.headline}")
