@@ -148,3 +148,15 @@ def test_an_unrenamed_partial_file_is_ignored(tmp_path):
     reference = _reference(tmp_path, None)
     (reference / "radam" / "c2.json.partial").write_text('{"complete": true')
     assert [p.name for p in find_records(reference / "radam")] == ["c1.json"]
+
+
+def test_trainer_overrides_take_lightning_arguments_and_name_the_nearest(capsys):
+    from reproduce.registry import get_paper
+    from reproduce.run import load_preset
+
+    cfg = load_preset(get_paper("radam"), "smoke", ["trainer.strategy=ddp", "trainer.devices=2"])
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 2
+    line = _err(capsys, ["radam", "--preset", "smoke", "trainer.strategi=ddp"])
+    assert "unknown override key 'trainer.strategi': not a trainer argument; did you mean trainer.strategy" in line
+    line = _err(capsys, ["radam", "--preset", "smoke", "trainer.max_steps=3"])  # fit owns the step budget
+    assert "not a trainer argument" in line
