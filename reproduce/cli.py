@@ -68,8 +68,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_regress(args: argparse.Namespace) -> int:
     from reproduce.regress import regress
 
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the output folder of the regression run to continue")
     return regress(args.papers, Path(args.reference) if args.reference else None,
-                   Path(args.out) if args.out else None)
+                   Path(args.out) if args.out else None, resume=args.resume)
 
 
 def _cmd_run(argv: list[str]) -> int:
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("papers", nargs="*", metavar="paper[/claim]", help="default: every paper's references")
     reg.add_argument("--reference", default=None)
     reg.add_argument("--out", default=None)
+    reg.add_argument("--resume", action="store_true", help="continue a killed regression run in --out")
     return p
 
 

@@ -72,9 +72,10 @@ def format_table(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def regress(papers: list[str], reference: Path | None, out: Path | None) -> int:
+def regress(papers: list[str], reference: Path | None, out: Path | None, resume: bool = False) -> int:
     """Rerun the selected reference records (``paper`` or ``paper/claim``), print the comparison table and
-    return 1 on drift (a metric beyond its tolerance or a changed verdict), else 0."""
+    return 1 on drift (a metric beyond its tolerance or a changed verdict), else 0. ``resume`` continues a killed
+    regression run in ``out`` (finished claims and runs are reused)."""
     reference = reference or repo_root() / "results" / "reference"
     chosen = _selection(papers)
     out = out or Path(tempfile.mkdtemp(prefix="optrepro-regress-"))
@@ -91,7 +92,7 @@ def regress(papers: list[str], reference: Path | None, out: Path | None) -> int:
             claim = paper.claim(ref["claim"])
             cfg = OmegaConf.create({"seeds": ref["config"]["seeds"], "trainer": ref["config"]["trainer"],
                                     "claims": {claim.id: ref["config"]["claim"]}})
-            run = run_claims(paper, [claim], cfg, ref["preset"], out / pid)[0]
+            run = run_claims(paper, [claim], cfg, ref["preset"], out / pid, resume=resume)[0]
             new = load_record(run.record_path)
             rows = compare(dict(claim.tolerances), ref, new)
             verdict_ok = rows[-1][4]
