@@ -199,6 +199,10 @@ def fit(
 
     if checkpoint and not keep_ckpt and trainer.is_global_zero:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the runner keeps the result, not the weights
+        for parent in ckpt_dir.parents:  # and the run_name's now empty folders, up to out_dir/checkpoints
+            if parent == out_dir or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
     curves: CurveRecorder = _find(callbacks, CurveRecorder)
     divergence: DivergenceMonitor = _find(callbacks, DivergenceMonitor)
     timer: StepTimer = _find(callbacks, StepTimer)
