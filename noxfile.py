@@ -20,5 +20,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def regression(session: nox.Session) -> None:
-    """Rerun every committed reference record's config and fail on drift beyond the claim's tolerance."""
-    session.run("reproduce", "regress", *session.posargs)
+    """Rerun every committed reference record's config (or a subset: nox -s regression -- radam sophia/s1), print
+    the table (paper, claim, metric, reference, now, delta, tolerance, within, verdict unchanged) and fail on
+    drift beyond the claim's tolerance or a changed verdict."""
+    session.run("python", "-m", "reproduce", "regress", *session.posargs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -56,7 +56,10 @@ def parse_value(raw: str, item: str = "") -> object:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse the value of override {item or raw!r}: {e}") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"cannot parse the value of override {item or raw!r}{where}: {problem}") from e
     if isinstance(value, str):
         return _number(value)
     if isinstance(value, list):
@@ -64,9 +67,12 @@ def parse_value(raw: str, item: str = "") -> object:
     return value
 
 
-def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str],
+                    open_sections: Mapping[str, Callable[[], Sequence[str]]] | None = None) -> DictConfig:
     """Merge ``key=value`` overrides onto ``cfg``. Keys must already exist: a typo is an error that
-    names the nearest valid keys, never a silently ignored setting."""
+    names the nearest valid keys, never a silently ignored setting. ``open_sections`` maps a section (e.g.
+    ``trainer``) to the names it may take beyond those present (Lightning Trainer arguments), checked the same
+    way."""
     valid = flat_keys(cfg)
     out = cfg.copy()
     for item in overrides:
@@ -74,6 +80,16 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
         key = key.strip()
+        section, _, name = key.partition(".")
+        if key not in valid and open_sections and section in open_sections and name:
+            allowed = list(open_sections[section]())
+            if name.split(".")[0] not in allowed:
+                near = difflib.get_close_matches(name, allowed, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(f'{section}.{n}' for n in near)}?" if near else ""
+                raise ConfigError(f"unknown override key {key!r}: not a {section} argument{hint}")
+            if section not in out or out[section] is None:
+                out[section] = {}
+            valid.append(key)
         if key not in valid:
             near = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(near)}?" if near else "; see the preset YAML for valid keys"

@@ -11,3 +11,8 @@ class ConfigError(OptreproError):
 
 class DataError(OptreproError):
     """A dataset is missing, truncated or corrupt."""
+
+
+class DivergedError(RuntimeError):
+    """Numerics broke down inside a method (e.g. eigh of a non-finite preconditioner statistic). Training
+    loops record the run as diverged (divergence is a result) instead of crashing the whole claim."""

@@ -1,10 +1,11 @@
 """`reproduce`: run a paper's headline claims, list papers, rebuild the results tables, cite.
 
     reproduce list
-    reproduce <paper> [claim ...] [--preset P] [--seeds N] [--out DIR] [key=value ...]
+    reproduce <paper> [claim ...] [--preset P|FILE.yaml] [--seeds N] [--out DIR] [--resume] [key=value ...]
     reproduce table
     reproduce cite <paper>
-    reproduce regress [paper ...] [--reference DIR]
+    reproduce report [--out DIR]                      static HTML results page (results/report/index.html)
+    reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress")
+COMMANDS = ("list", "table", "cite", "regress", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,11 +57,21 @@ def _cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from reproduce.report import write_report
+
+    path = write_report(Path(args.out) if args.out else None, Path(args.reference) if args.reference else None)
+    print(f"wrote {path}")
+    return 0
+
+
 def _cmd_regress(args: argparse.Namespace) -> int:
     from reproduce.regress import regress
 
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the output folder of the regression run to continue")
     return regress(args.papers, Path(args.reference) if args.reference else None,
-                   Path(args.out) if args.out else None)
+                   Path(args.out) if args.out else None, resume=args.resume)
 
 
 def _cmd_run(argv: list[str]) -> int:
@@ -73,7 +84,12 @@ def _cmd_run(argv: list[str]) -> int:
     p.add_argument("--preset", default=None)
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     p.add_argument("--out", default=None, help="output folder (default runs/<paper>/<preset>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the killed run in --out: reuse its finished claims and runs, resume the "
+                        "interrupted run from its last checkpoint")
     args = p.parse_intermixed_args(argv)
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out DIR, the output folder of the run to continue")
     paper = get_paper(args.paper)
     preset = args.preset
     if preset is None:
@@ -84,7 +100,13 @@ def _cmd_run(argv: list[str]) -> int:
     cfg = load_preset(paper, preset, overrides, args.seeds)
     claims = select_claims(paper, cfg, preset, wanted)
     out = Path(args.out) if args.out else default_out_dir(paper, preset)
-    runs = run_claims(paper, claims, cfg, preset, out)
+    if args.resume and not out.is_dir():
+        raise ConfigError(f"--resume: {out} does not exist (nothing to continue; drop --resume to start)")
+    runs = run_claims(paper, claims, cfg, preset, out, resume=args.resume)
+    from reproduce.run import process_rank
+
+    if process_rank():  # a DDP rank >= 1 (Lightning re-ran this command): rank 0 reports
+        return 0
     print(f"\n{paper.title} ({paper.id}, preset {preset})")
     for r in runs:
         print(f"  {r.claim.id}: {r.verdict.status:22s} {r.headline}")
@@ -101,10 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     cite.add_argument("paper")
     table = sub.add_parser("table", help="rebuild RESULTS.md and paper READMEs from results/reference")
     table.add_argument("--reference", default=None)
+    rep = sub.add_parser("report", help="write the static HTML results page (results/report/index.html)")
+    rep.add_argument("--out", default=None, help="folder for index.html (default results/report)")
+    rep.add_argument("--reference", default=None)
     reg = sub.add_parser("regress", help="rerun the reference records and compare within tolerance")
-    reg.add_argument("papers", nargs="*")
+    reg.add_argument("papers", nargs="*", metavar="paper[/claim]", help="default: every paper's references")
     reg.add_argument("--reference", default=None)
     reg.add_argument("--out", default=None)
+    reg.add_argument("--resume", action="store_true", help="continue a killed regression run in --out")
     return p
 
 
@@ -119,14 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
-                    "regress": _cmd_regress}[args.command](args)
+                    "regress": _cmd_regress, "report": _cmd_report}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; records of finished claims are kept, the unfinished one is not written",
-              file=sys.stderr)
+        print("error: interrupted; finished claims and runs are kept, the unfinished one is not written "
+              "(continue with the same command plus --resume --out DIR)", file=sys.stderr)
         return 130
 
 

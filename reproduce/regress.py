@@ -40,30 +40,78 @@ def compare(claim_tolerances: dict[str, float], ref: dict, new: dict) -> list[tu
     return rows
 
 
-def regress(papers: list[str], reference: Path | None, out: Path | None) -> int:
+def _selection(items: list[str]) -> dict[str, set[str] | None]:
+    """``paper`` (all its claims) or ``paper/claim`` (also ``paper:claim``); unknown ones are one clear error."""
+    chosen: dict[str, set[str] | None] = {}
+    for item in items or list(paper_ids()):
+        pid, _, cid = item.replace(":", "/").partition("/")
+        paper = get_paper(pid)
+        pid = paper.id  # "stable-spam" names the folder stable_spam
+        if not cid:
+            chosen[pid] = None
+            continue
+        known = [c.id for c in paper.claims]
+        if cid.lower() not in known:
+            raise ConfigError(f"unknown claim {cid!r} for {pid}; valid claims: {', '.join(known)}")
+        if pid not in chosen or chosen[pid] is not None:
+            chosen.setdefault(pid, set()).add(cid.lower())  # type: ignore[union-attr]
+    return chosen
+
+
+def _fmt(x: object) -> str:
+    return f"{x:.5g}" if isinstance(x, float) else str(x)
+
+
+def format_table(rows: list[tuple]) -> str:
+    """paper, claim, metric, reference, now, delta, tolerance, within, verdict unchanged: one row per metric."""
+    head = ("paper", "claim", "metric", "reference", "now", "delta", "tolerance", "within", "verdict unchanged")
+    body = [tuple(_fmt(v) for v in r) for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)
+
+
+def regress(papers: list[str], reference: Path | None, out: Path | None, resume: bool = False) -> int:
+    """Rerun the selected reference records (``paper`` or ``paper/claim``), print the comparison table and
+    return 1 on drift (a metric beyond its tolerance or a changed verdict), else 0. ``resume`` continues a killed
+    regression run in ``out`` (finished claims and runs are reused)."""
     reference = reference or repo_root() / "results" / "reference"
-    ids = papers or list(paper_ids())
+    chosen = _selection(papers)
     out = out or Path(tempfile.mkdtemp(prefix="optrepro-regress-"))
+    # Read every reference first: a partial or corrupt one is an error before hours of reruns, not after.
+    refs = {pid: [(path, rec) for path in find_records(reference / pid) for rec in [load_record(path)]
+                  if claims is None or rec["claim"] in claims]
+            for pid, claims in chosen.items()}
+    table: list[tuple] = []
     failures = 0
     checked = 0
-    for pid in ids:
+    for pid, found in refs.items():
         paper = get_paper(pid)
-        for path in find_records(reference / paper.id):
-            ref = load_record(path)
+        for path, ref in found:
             claim = paper.claim(ref["claim"])
             cfg = OmegaConf.create({"seeds": ref["config"]["seeds"], "trainer": ref["config"]["trainer"],
                                     "claims": {claim.id: ref["config"]["claim"]}})
-            run = run_claims(paper, [claim], cfg, ref["preset"], out / paper.id)[0]
+            run = run_claims(paper, [claim], cfg, ref["preset"], out / pid, resume=resume)[0]
             new = load_record(run.record_path)
+            rows = compare(dict(claim.tolerances), ref, new)
+            verdict_ok = rows[-1][4]
             print(f"\n{pid} {claim.id} ({ref['preset']}): reference {path} vs {run.record_path}")
-            print(f"  {'metric':40s} {'reference':>14s} {'new':>14s} {'tol':>8s}  ok")
-            for key, a, b, tol, ok in compare(dict(claim.tolerances), ref, new):
-                fa = f"{a:.5g}" if isinstance(a, float) else str(a)
-                fb = f"{b:.5g}" if isinstance(b, float) else str(b)
-                print(f"  {key:40s} {fa:>14s} {fb:>14s} {tol:8.3g}  {'yes' if ok else 'DRIFT'}")
+            for key, a, b, tol, ok in rows[:-1]:
+                delta = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+                table.append((pid, claim.id, key, a, b, "-" if delta is None else delta, tol,
+                              "yes" if ok else "DRIFT", "yes" if verdict_ok else "NO"))
                 failures += not ok
+            if not rows[:-1]:
+                table.append((pid, claim.id, "(no metrics declared)", "-", "-", "-", "-", "-",
+                              "yes" if verdict_ok else "NO"))
+            print(f"  verdict: {rows[-1][1]} -> {rows[-1][2]} ({'unchanged' if verdict_ok else 'CHANGED'})")
+            failures += not verdict_ok
             checked += 1
     if checked == 0:
-        raise ConfigError(f"no reference records under {reference} for {', '.join(ids)}")
-    print(f"\nregression: {checked} claim(s) checked, {failures} metric(s) drifted", file=sys.stderr)
+        raise ConfigError(f"no reference records under {reference} for {', '.join(papers or chosen)}")
+    print("\n" + format_table(table))
+    print(f"\nregression: {checked} claim(s), {len(table)} metric row(s) checked; "
+          f"{failures} drifted or changed verdict(s)", file=sys.stderr)
     return 1 if failures else 0

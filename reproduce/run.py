@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import io
+import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +19,7 @@ from common.config import apply_overrides, load_yaml, to_plain
 from common.errors import ConfigError
 from common.results.context import RunContext
 from common.results.paper import Claim, Paper
-from common.results.record import RECORD_VERSION, provenance, write_record
+from common.results.record import RECORD_VERSION, IncompleteRecordError, load_record, provenance, write_record
 from common.results.verdict import Verdict
 
 
@@ -36,13 +40,30 @@ def default_preset() -> tuple[str, str]:
     return "cpu", "no CUDA device found"
 
 
+def trainer_arguments() -> list[str]:
+    """What ``trainer.<name>=value`` may set: the Lightning Trainer's arguments (e.g. strategy, devices,
+    precision), except those ``common.lit.fit`` owns (max_steps, logger, callbacks, validation schedule)."""
+    import inspect
+
+    import lightning.pytorch as pl
+
+    owned = {"max_steps", "logger", "callbacks", "val_check_interval", "check_val_every_n_epoch", "default_root_dir",
+             "enable_checkpointing", "num_sanity_val_steps", "self"}
+    return [n for n in inspect.signature(pl.Trainer.__init__).parameters if n not in owned]
+
+
 def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None) -> DictConfig:
-    """The preset's YAML with overrides merged; an unknown preset lists the valid ones."""
+    """The preset's YAML with overrides merged; an unknown preset lists the valid ones. ``preset`` may also be
+    the path of a YAML file of the same shape (a user's own preset, e.g. an edited copy of cpu.yaml)."""
     presets = paper.presets()
-    if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)}")
-    cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
-    cfg = apply_overrides(cfg, overrides)
+    if preset in presets:
+        cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
+    elif Path(preset).suffix in (".yaml", ".yml"):
+        cfg = load_yaml(preset)  # missing or malformed: one ConfigError naming the file and the line
+    else:
+        raise ConfigError(f"unknown preset {preset!r} for {paper.id}; valid presets: {', '.join(presets)} "
+                          "(or the path of a preset .yaml file)")
+    cfg = apply_overrides(cfg, overrides, open_sections={"trainer": trainer_arguments})
     if seeds is not None:  # --seeds wins over the preset's count, global and per claim
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}")
@@ -80,20 +101,60 @@ def default_out_dir(paper: Paper, preset: str) -> Path:
     return Path("runs") / paper.id / f"{preset}-{stamp}"
 
 
+def process_rank() -> int:
+    """This process's global rank under a multi-process Lightning strategy (0 otherwise). With
+    ``trainer.strategy=ddp`` Lightning starts ranks >= 1 by re-running this command, so every rank runs every
+    claim (the collectives need it); only rank 0 writes the output folder."""
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+
+
+def runs_key(claim_cfg: object, seeds: list[int], trainer: object) -> str:
+    """Names a claim's folder of finished runs: a hash of what determines them."""
+    blob = json.dumps([claim_cfg, seeds, trainer], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _finished(path: Path) -> dict | None:
+    try:
+        return load_record(path)
+    except IncompleteRecordError:
+        return None
+
+
 def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, out_dir: Path,
-               stream: TextIO | None = None) -> list[ClaimRun]:
-    """Run each claim, compute its verdict from the measured summary and write its record."""
+               stream: TextIO | None = None, resume: bool = False) -> list[ClaimRun]:
+    """Run each claim, compute its verdict from the measured summary and write its record.
+
+    Every Lightning run checkpoints at each validation and every finished (arm, lr, seed) run is saved under
+    ``out_dir/runs``; with ``resume`` a claim whose record is complete is not rerun, finished runs are reused
+    and an interrupted one continues from its checkpoint. A partial record is never taken for a finished one.
+    """
+    from common.lit.checkpointing import checkpointing
+
     stream = stream or sys.stderr
+    rank = process_rank()
+    if rank:
+        out_dir, stream = out_dir / f".rank{rank}", io.StringIO()
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     done = []
     for i, claim in enumerate(claims, 1):
         seeds = list(range(int(cfg.claims[claim.id].get("seeds", cfg.seeds))))  # a claim may need more seeds
+        record_path = out_dir / f"{claim.id}.json"
+        finished = _finished(record_path) if resume else None
+        if finished is not None:
+            print(f"== {paper.id} {claim.id} ({i}/{len(claims)}): finished record {record_path} reused (--resume)",
+                  file=stream, flush=True)
+            done.append(ClaimRun(claim, record_path, Verdict.from_dict(finished["verdict"]), finished["headline"],
+                                 float(finished.get("wall_s") or 0.0)))
+            continue
         print(f"== {paper.id} {claim.id} ({i}/{len(claims)}): {claim.title} | preset {preset}, "
               f"seeds {seeds}", file=stream, flush=True)
+        claim_cfg = to_plain(cfg.claims[claim.id])
         ctx = RunContext(out_dir=out_dir, preset=preset, seeds=seeds, trainer=dict(trainer),  # type: ignore[arg-type]
-                         stream=stream, claim_id=claim.id)
+                         stream=stream, claim_id=claim.id, resume=resume, runs_key=runs_key(claim_cfg, seeds, trainer))
         start = time.perf_counter()
-        measurement = claim.run(cfg.claims[claim.id], ctx)
+        with checkpointing(enabled=True, resume=resume):
+            measurement = claim.run(cfg.claims[claim.id], ctx)
         wall = time.perf_counter() - start
         verdict = claim.judge(measurement.summary)
         headline = claim.headline(measurement.summary)
@@ -120,7 +181,7 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
             "wall_s": wall,
             "provenance": provenance(),
         }
-        path = write_record(out_dir / f"{claim.id}.json", record)
+        path = write_record(record_path, record)
         print(f"-> {claim.id}: {verdict.status.upper()} | {headline} | {wall:.0f} s | record {path}",
               file=stream, flush=True)
         for reason in verdict.reasons:

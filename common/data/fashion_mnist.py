@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from common.data import image_ops
 from common.data.idx import read_idx
+from common.data.resumable import ResumableDataLoader
 from common.data.seeding import generator_for
 from common.errors import ConfigError, DataError
 
@@ -97,8 +98,11 @@ def find_fashion_mnist(split: Split, root: str | Path | None = None) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(images: Path, labels: Path, _stamp: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    x = read_idx(images)
-    y = read_idx(labels)
+    try:
+        x = read_idx(images)
+        y = read_idx(labels)
+    except DataError as e:  # say which dataset and how to get a good copy, not only which bytes are wrong
+        raise DataError(f"Fashion-MNIST file unusable: {e}; {_hint()}") from None
     if x.dim() != 3 or tuple(x.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"{images}: expected images shaped N x 28 x 28, got {list(x.shape)}")
     if y.dim() != 1:
@@ -236,7 +240,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(self._dataset(name), batch_size=batch_size, shuffle=shuffle, generator=generator,
+        cls = ResumableDataLoader if shuffle else DataLoader  # the train loader's position survives a checkpoint
+        return cls(self._dataset(name), batch_size=batch_size, shuffle=shuffle, generator=generator,
                           collate_fn=_batch_passthrough, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

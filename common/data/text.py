@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.data.resumable import ResumableDataLoader
 from common.data.stdlib_corpus import python_stdlib_files, python_stdlib_text
 from common.data.token_windows import (
     BLOCK_TOKENS,
@@ -137,7 +138,7 @@ class TextDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return DataLoader(self._train, batch_size=None)
+        return ResumableDataLoader(self._train, batch_size=None)  # a resumed run continues the stream
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup()

@@ -130,7 +130,8 @@ class RandomWindowBatches(IterableDataset):
     """Endless stream of (x, y) batches of random training windows; use with ``DataLoader(batch_size=None)``.
 
     Batch ``i`` depends only on ``(seed, i)``: the same seed gives the same batches, and ``start_batch``
-    lets a resumed run continue the stream instead of replaying it. Stop it with ``max_steps``.
+    lets a resumed run continue the stream instead of replaying it. Stop it with ``max_steps``. ``batch_size``
+    is the global batch: under torch.distributed each rank yields its contiguous share of batch ``i``.
     """
 
     def __init__(self, tokens: torch.Tensor, index: WindowIndex, batch_size: int, seed: int,
@@ -144,7 +145,21 @@ class RandomWindowBatches(IterableDataset):
         return gather_windows(self.tokens, self.index.starts(flat), self.index.block_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rank, world = _rank_and_world()
+        if self.batch_size % world:
+            raise DataError(f"batch_size {self.batch_size} (the global batch) must be divisible by the "
+                            f"{world} processes of the distributed run")
+        share = self.batch_size // world
         i = self.start_batch
         while True:
-            yield self.batch(i)
+            x, y = self.batch(i)
+            if world > 1:  # each rank trains on its slice of the same global batch: DDP == one process
+                x, y = x[rank * share:(rank + 1) * share], y[rank * share:(rank + 1) * share]
+            yield x, y
             i += 1
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from common.data.resumable import ResumableDataLoader
 from common.data.token_windows import BLOCK_TOKENS, RandomWindowBatches, WindowIndex, gather_windows, split_ranges
 from common.errors import ConfigError, DataError
 
@@ -176,7 +177,7 @@ class TokenFileDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return DataLoader(self._train, batch_size=None)
+        return ResumableDataLoader(self._train, batch_size=None)  # a resumed run continues the stream
 
     def val_dataloader(self) -> DataLoader | list:
         self.setup()

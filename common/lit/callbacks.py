@@ -73,7 +73,9 @@ class GradNormMonitor(Callback):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
             return
-        norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])
+        # at least fp32 (bf16 grads), never narrowing (fp64 models, precision="64-true")
+        norms = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.promote_types(g.dtype, torch.float32))
+                             for g in grads])
         self.last = torch.linalg.vector_norm(norms)
         pl_module.log("train/grad_norm", self.last, on_step=True, on_epoch=False)
 
@@ -93,6 +95,12 @@ class StepTimer(Callback):
     @property
     def median_ms(self) -> float | None:
         return statistics.median(self.times_ms) if self.times_ms else None
+
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: a resumed run reports all its steps
+        return {"times_ms": list(self.times_ms)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.times_ms = list(state_dict.get("times_ms", []))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -173,6 +181,14 @@ class DivergenceMonitor(Callback):
         self.first_loss: float | None = None
         self._bad_steps = 0
         self._step = 0
+
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: the reference loss survives a resume
+        return {"diverged": self.diverged, "reason": self.reason, "first_loss": self.first_loss,
+                "bad_steps": self._bad_steps}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.diverged, self.reason = state_dict["diverged"], state_dict["reason"]
+        self.first_loss, self._bad_steps = state_dict["first_loss"], state_dict["bad_steps"]
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -294,6 +310,16 @@ class CurveRecorder(Callback):
         self._step = 0
         self._train_s = 0.0
         self._batch_start = 0.0
+
+    def state_dict(self) -> dict[str, Any]:  # kept in checkpoints: a resumed run returns whole curves
+        return {"train": list(self.train), "val": list(self.val), "val_train_s": list(self.val_train_s),
+                "train_s": self._train_s}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.train = [tuple(x) for x in state_dict["train"]]
+        self.val = [tuple(x) for x in state_dict["val"]]
+        self.val_train_s = [tuple(x) for x in state_dict["val_train_s"]]
+        self._train_s = float(state_dict["train_s"])
 
     def _add_val(self, step: int, loss: float, acc: float | None) -> None:
         entry = (step, loss) if acc is None else (step, loss, acc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from common.errors import DivergedError
 from common.lit.callbacks import (
     CurveRecorder,
     DivergenceMonitor,
@@ -30,6 +32,8 @@ from common.lit.callbacks import (
     StepTimer,
     ValidateAtMaxSteps,
 )
+from common.lit.checkpointing import LAST, DataPosition, RngState, checkpoint_dir, resumable_checkpoint
+from common.lit.checkpointing import defaults as checkpoint_defaults
 from common.results.record import json_safe
 
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
@@ -114,6 +118,8 @@ def fit(
     progress_label: str | None = None,
     test: bool = False,
     trainer_kwargs: dict[str, Any] | None = None,
+    checkpoint: bool | None = None,
+    resume: bool | None = None,
 ) -> FitResult:
     """Train ``module`` for ``max_steps`` optimizer steps and return curves, final metrics and costs.
 
@@ -122,6 +128,13 @@ def fit(
     with ``diverged=True``. ``trainer_kwargs`` override any Trainer argument set here (strategy, devices,
     precision, gradient_clip_val, ...); ``callbacks`` in it are added to ours, replacing ours of the same
     type (e.g. a ``DivergenceMonitor`` with another ``explode_factor``).
+
+    Checkpoints: with ``checkpoint=True`` the run saves ``out_dir/checkpoints/run_name/last.ckpt`` after every
+    validation (every ``val_every`` steps: a save between validations would make Lightning skip the next one);
+    with ``resume=True`` it continues from that file when it exists, exactly (model, optimizer, scheduler,
+    loops, curves, RNG and, with a ``ResumableDataLoader``, the data position). Both default to what the runner
+    set with ``common.lit.checkpointing.checkpointing`` (``reproduce --resume``): then a checkpoint at every
+    validation, deleted once the run has finished.
     """
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
@@ -129,14 +142,23 @@ def fit(
         raise ValueError(f"val_every must be a positive integer, got {val_every!r}")
     out_dir = Path(out_dir)
     kwargs = dict(trainer_kwargs or {})
+    ctx_ckpt = checkpoint_defaults()
+    keep_ckpt = checkpoint is not None or ctx_ckpt.keep
+    checkpoint = ctx_ckpt.enabled if checkpoint is None else bool(checkpoint)
+    resume = ctx_ckpt.resume if resume is None else bool(resume)
 
     defaults: list[Callback] = [
         StepTimer(), GradNormMonitor(), OptimizerStateBytes(), DivergenceMonitor(), CurveRecorder(),
-        ValidateAtMaxSteps(),
+        ValidateAtMaxSteps(), DataPosition(), RngState(),
     ]
     if progress_label is not None:
         defaults.append(ProgressReporter(progress_label, max_steps))
     callbacks = _merge_callbacks(defaults, kwargs.pop("callbacks", None))
+    ckpt_dir = checkpoint_dir(out_dir, run_name)
+    ckpt_path = resumable_checkpoint(ckpt_dir) if resume else None
+    if checkpoint:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename=Path(LAST).stem, save_top_k=1,
+                                         enable_version_counter=False, save_on_train_epoch_end=False))
 
     # version="" puts the events directly in out_dir/tb/run_name; give each run its own run_name.
     logger = TensorBoardLogger(save_dir=str(out_dir / "tb"), name=run_name, version="",
@@ -151,7 +173,7 @@ def fit(
         "callbacks": callbacks,
         "enable_progress_bar": False,
         "enable_model_summary": False,
-        "enable_checkpointing": False,
+        "enable_checkpointing": checkpoint,
         "num_sanity_val_steps": 0,
         "val_check_interval": val_every * accumulate,
         "check_val_every_n_epoch": None,
@@ -164,13 +186,23 @@ def fit(
     with _quiet_lightning():
         trainer = pl.Trainer(**settings)
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        broke: str | None = None
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except DivergedError as e:  # the method's numerics broke down (e.g. eigh of NaN statistics): a result
+            broke = f"{type(e).__name__} at step {trainer.global_step}: {str(e).splitlines()[0] if str(e) else ''}"
         wall_s = time.perf_counter() - t0
         test_metrics: dict[str, float] = {}
-        if test:
+        if test and broke is None:
             results = trainer.test(module, datamodule=datamodule, verbose=False)
             test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
 
+    if checkpoint and not keep_ckpt and trainer.is_global_zero:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the runner keeps the result, not the weights
+        for parent in ckpt_dir.parents:  # and the run_name's now empty folders, up to out_dir/checkpoints
+            if parent == out_dir or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
     curves: CurveRecorder = _find(callbacks, CurveRecorder)
     divergence: DivergenceMonitor = _find(callbacks, DivergenceMonitor)
     timer: StepTimer = _find(callbacks, StepTimer)
@@ -184,8 +216,8 @@ def fit(
         final_val_loss=float(last_val[1]) if last_val is not None else math.nan,
         final_val_acc=float(last_val[2]) if last_val is not None and len(last_val) > 2 else None,
         test_metrics=test_metrics,
-        diverged=divergence.diverged,
-        divergence_reason=divergence.reason,
+        diverged=divergence.diverged or broke is not None,
+        divergence_reason=divergence.reason or broke,
         steps_done=trainer.global_step,
         wall_s=wall_s,
         step_time_ms_median=timer.median_ms,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import torch
 
+from common.errors import DivergedError
+
 __all__ = ["EighError", "eigh_with_fallback"]
 
 
-class EighError(RuntimeError):
+class EighError(DivergedError):
     """``eigh`` failed in the working dtype and in float64: the matrix is not finite (a NaN/inf gradient)."""
 
 

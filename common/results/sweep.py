@@ -1,4 +1,7 @@
-"""LR-grid sweeps shared by every paper: each arm gets the same grid (spec "Tuning" convention)."""
+"""LR-grid sweeps shared by every paper: each arm gets the same grid (spec "Tuning" convention).
+
+Every (arm, lr, seed) result is saved under the claim's runs folder as it finishes (``RunContext.cached``), so
+``reproduce --resume`` reruns only what a killed run had not finished."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ def full_grid(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float], run: R
     jobs = [(a, float(lr), s) for a in arms for lr in lrs for s in ctx.seeds]
     out = []
     for i, (arm, lr, seed) in enumerate(jobs, 1):
-        result = run(arm, lr, seed, ctx.label(i, len(jobs), f"{arm} lr={lr:g} seed {seed}"))
+        label = ctx.label(i, len(jobs), f"{arm} lr={lr:g} seed {seed}")
+        result = ctx.cached(f"{arm}-lr{lr:g}-s{seed}", lambda a=arm, r=lr, s=seed, lb=label: run(a, r, s, lb), label)
         out.append({"arm": arm, "lr": lr, "seed": seed, **result})
     return out
 
@@ -37,8 +41,10 @@ def tune_then_seed(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float] | 
         scored = []
         for lr in grids[arm]:
             i += 1
+            label = ctx.label(i, total, f"{arm} lr={lr:g} seed {first} (sweep)")
             r = {"arm": arm, "lr": float(lr), "seed": first,
-                 **run(arm, float(lr), first, ctx.label(i, total, f"{arm} lr={lr:g} seed {first} (sweep)"))}
+                 **ctx.cached(f"{arm}-lr{float(lr):g}-s{first}",
+                              lambda a=arm, x=float(lr), lb=label: run(a, x, first, lb), label)}
             out.append(r)
             s = score(r)
             if s is not None and math.isfinite(s):
@@ -50,6 +56,8 @@ def tune_then_seed(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float] | 
             i += 1
             if lr is None:
                 continue
+            label = ctx.label(i, total, f"{arm} lr={lr:g} seed {seed} (best lr)")
             out.append({"arm": arm, "lr": lr, "seed": seed,
-                        **run(arm, lr, seed, ctx.label(i, total, f"{arm} lr={lr:g} seed {seed} (best lr)"))})
+                        **ctx.cached(f"{arm}-lr{lr:g}-s{seed}",
+                                     lambda a=arm, x=lr, s=seed, lb=label: run(a, x, s, lb), label)})
     return out, best

@@ -29,24 +29,42 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def claim_entries(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]], repo_root: Path,
+                  link_from: Path) -> list[dict[str, Any]]:
+    """The table's data, one dict per record (shared by the markdown tables and the HTML report): claim id and
+    title, the paper's number and source, our headline and setting, the verdict, and links relative to
+    ``link_from`` (record, config, plots)."""
+    entries = []
+    for path, rec in records:
+        claim = paper.claim(rec["claim"])
+        config = repo_root / paper.package.replace(".", "/") / "configs" / f"{rec['preset']}.yaml"
+        entries.append({
+            "claim": claim.id, "title": claim.title, "paper_result": claim.paper_result, "source": claim.source,
+            "metric": claim.metric, "rule": claim.rule,
+            "headline": claim.headline(rec["summary"]), "preset": rec["preset"], "seeds": list(rec.get("seeds", [])),
+            "wall_min": rec.get("wall_s", 0) / 60, "verdict": rec["verdict"]["status"],
+            "badge": _BADGE.get(rec["verdict"]["status"], rec["verdict"]["status"]),
+            "reasons": list(rec["verdict"].get("reasons", [])),
+            "record": _rel(path, link_from), "config": _rel(config, link_from),
+            "plots": {name: _rel(path.parent / plot, link_from) for name, plot in sorted(rec.get("plots", {}).items())},
+            "provenance": rec.get("provenance", {}),
+        })
+    return entries
+
+
 def claim_rows(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]], repo_root: Path,
                link_from: Path) -> list[str]:
     """One markdown row per record: claim, paper's number, ours, seeds, verdict, links."""
     rows = []
-    for path, rec in records:
-        claim = paper.claim(rec["claim"])
-        seeds = rec.get("seeds", [])
-        config = repo_root / paper.package.replace(".", "/") / "configs" / f"{rec['preset']}.yaml"
-        links = [f"[record]({_rel(path, link_from)})", f"[config]({_rel(config, link_from)})"]
-        for name, plot in sorted(rec.get("plots", {}).items()):
-            links.append(f"[{name}]({_rel(path.parent / plot, link_from)})")
-        ours = f"{claim.headline(rec['summary'])} ({rec['preset']}, seeds {','.join(map(str, seeds))}; " \
-               f"{rec.get('wall_s', 0) / 60:.1f} min)"
+    for e in claim_entries(paper, records, repo_root, link_from):
+        links = [f"[record]({e['record']})", f"[config]({e['config']})"]
+        links += [f"[{name}]({plot})" for name, plot in e["plots"].items()]
+        ours = f"{e['headline']} ({e['preset']}, seeds {','.join(map(str, e['seeds']))}; {e['wall_min']:.1f} min)"
         rows.append("| " + " | ".join([
-            _cell(f"{claim.id.upper()} {claim.title}"),
-            _cell(f"{claim.paper_result} ({claim.source})"),
+            _cell(f"{e['claim'].upper()} {e['title']}"),
+            _cell(f"{e['paper_result']} ({e['source']})"),
             _cell(ours),
-            _BADGE.get(rec["verdict"]["status"], rec["verdict"]["status"]),
+            e["badge"],
             " · ".join(links),
         ]) + " |")
     return rows

@@ -39,6 +39,12 @@ class SophiaLanguageModel(LanguageModelModule):
         self.hessian_every, self.seed = hessian_every, seed_for_labels
         self.hessian_trace: list[tuple[int, float, float]] = []
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # a resumed run keeps the whole trace
+        checkpoint["sophia_hessian_trace"] = [list(t) for t in self.hessian_trace]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.hessian_trace = [tuple(t) for t in checkpoint.get("sophia_hessian_trace", [])]
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         opt, sched = self.optimizers(), self.lr_schedulers()
         loss = self.evaluate_batch(batch)["loss"]
@@ -52,7 +58,10 @@ class SophiaLanguageModel(LanguageModelModule):
         self.log("train/loss", loss.detach(), on_step=True, prog_bar=False, batch_size=batch[0].size(0))
         self.log("train/lr", opt.param_groups[0]["lr"], on_step=True, batch_size=batch[0].size(0))
         if self.hessian_every and hessian_update_due(self.global_step, self.hessian_every):
-            gen = torch.Generator(device=batch[0].device).manual_seed(self.seed * 1_000_003 + self.global_step)
+            # Ranks draw independent labels (rank 0 keeps the single-process seed); the estimate is averaged
+            # across ranks inside gnb_hessian_step, so h stays identical everywhere.
+            gen = torch.Generator(device=batch[0].device).manual_seed(
+                self.seed * 1_000_003 + self.global_step + self.global_rank * 2**40)
             stats = gnb_hessian_step(opt.optimizer, self.model(batch[0]), grad_clip=self.grad_clip, generator=gen)
             self.hessian_trace.append((self.global_step, stats["win_rate"], stats["hessian_mean"]))
             self.log_dict({f"sophia/{k}": float(v) for k, v in stats.items()}, on_step=True,

@@ -13,8 +13,15 @@ we, so a Lightning module with manual optimization can run the extra forward pas
             log(gnb_hessian_step(opt, model(x_h), grad_clip=1.0, generator=gen))
 
 With gradient accumulation, backprop ``sampled_label_loss(logits_i, generator) / accum`` per micro-batch, clip, then
-call ``opt.update_hessian()`` and ``opt.zero_grad()`` yourself. Under DDP the sampled-label backward all-reduces
-like any other, so every rank folds the same g_hat into h.
+call ``opt.update_hessian()`` and ``opt.zero_grad()`` yourself.
+
+Distributed (DDP): both estimators average their estimate over the ranks (:func:`average_across_ranks`) before it
+enters h, so h, and with it every parameter, stays identical on every rank. This matters because the estimate's
+backward usually bypasses DDP's gradient hooks (a Lightning manual-optimization step calls the inner module, and
+Hutchinson uses ``torch.autograd.grad``); when it did go through DDP the grads are already averaged and averaging
+again changes nothing. Each rank samples its labels (GNB) or probes (Hutchinson) from its own generator: draws on
+different ranks should be independent, as in the official multi-GPU run, and only their average enters h. So a
+2-rank run's estimate has the single-process estimate's distribution, not its exact bits.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from common.optim.validation import check_choice, check_real
 from papers.sophia.optim import SophiaG, SophiaH
 
 __all__ = [
+    "average_across_ranks",
     "gnb_hessian_step",
     "hessian_update_due",
     "hutchinson_hessian_step",
@@ -92,6 +100,7 @@ def gnb_hessian_step(
     loss = sampled_label_loss(logits, generator)
     loss.backward()
     with_grad = [p for p in params if p.grad is not None]
+    average_across_ranks([p.grad for p in with_grad])  # before the clip, so every rank clips the same g_hat
     if grad_clip is not None:
         grad_norm = torch.nn.utils.clip_grad_norm_(with_grad, grad_clip)
     elif with_grad:
@@ -101,6 +110,22 @@ def gnb_hessian_step(
     optimizer.update_hessian()
     optimizer.zero_grad(set_to_none=True)
     return {**optimizer.stats(), "estimator_loss": loss.item(), "estimator_grad_norm": grad_norm.item()}
+
+
+def average_across_ranks(tensors: list[torch.Tensor]) -> None:
+    """In place: each tensor becomes its mean over the torch.distributed ranks (a no-op in one process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    if world == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
 
 
 def _probe(p: torch.Tensor, distribution: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -122,8 +147,8 @@ def hutchinson_hessian_step(
     Draws u (one tensor per parameter with a gradient, in the optimizer's order; Gaussian as in the authors'
     levanter code, or Rademacher, which has lower variance), forms H u by double backward, leaves u * (H u) in
     ``p.grad``, calls ``optimizer.update_hessian()`` (h <- b2 h + (1-b2) u * (H u); E[u * (H u)] = diag(H)) and clears
-    the grads. Returns ``optimizer.stats()`` plus the loss. Single-process: ``torch.autograd.grad`` bypasses DDP's
-    all-reduce, so under DDP run it on the unwrapped module and average the estimate across ranks yourself.
+    the grads. Returns ``optimizer.stats()`` plus the loss. Under DDP (``torch.autograd.grad`` bypasses DDP's
+    all-reduce) the estimate is averaged across ranks here, so every rank folds the same u * (H u) into h.
     """
     if not isinstance(optimizer, SophiaH):
         raise TypeError(f"hutchinson_hessian_step needs a SophiaH, got {type(optimizer).__name__}")
@@ -143,6 +168,7 @@ def hutchinson_hessian_step(
     with torch.no_grad():
         for (p, _), u, hvp in zip(live, probes, hvps, strict=True):
             p.grad = u * hvp if hvp is not None else torch.zeros_like(p)
+        average_across_ranks([p.grad for p, _ in live])
     optimizer.update_hessian()
     optimizer.zero_grad(set_to_none=True)
     return {**optimizer.stats(), "estimator_loss": loss.item()}

@@ -292,6 +292,8 @@ class StableSPAM(CheckedOptimizer):
             beta1, beta2 = group["betas"]
             gamma1 = beta1 if group["gamma1"] == -1 else group["gamma1"]
             for p in self._params_with_grad(group):
+                if p.numel() == 0:  # nothing to update; AdaClip's max() of an empty tensor is undefined
+                    continue
                 state = self.state[p]
                 if "step" not in state:
                     self._init_state(p, state, group, fixed)
