@@ -22,3 +22,10 @@ def lint(session: nox.Session) -> None:
 def regression(session: nox.Session) -> None:
     """Rerun every committed reference record's config and fail on drift beyond the claim's tolerance."""
     session.run("reproduce", "regress", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time every optimizer and implementation (default: tiny shapes); writes results/bench/. Reports, never fails
+    on a time. Extra arguments go to `reproduce bench`, e.g. nox -s bench -- --shapes gpt2-small --steps 50."""
+    session.run("reproduce", "bench", *session.posargs)

@@ -5,6 +5,7 @@
     reproduce table
     reproduce cite <paper>
     reproduce regress [paper ...] [--reference DIR]
+    reproduce bench [--optimizers ...] [--shapes tiny|gpt2-small] [--impl ...] [--steps N]
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress")
+COMMANDS = ("list", "table", "cite", "regress", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,24 @@ def _cmd_regress(args: argparse.Namespace) -> int:
                    Path(args.out) if args.out else None)
 
 
+def _split(values: list[str] | None) -> list[str]:
+    """``--x a b`` and ``--x a,b`` alike."""
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from reproduce.bench import run_bench
+
+    json_path, md_path, _ = run_bench(
+        optimizers=_split(args.optimizers) or None, shapes=args.shapes, impls=_split(args.impl) or None,
+        steps=args.steps, warmup=args.warmup, device=args.device, out_dir=Path(args.out),
+        with_alternatives=not args.no_alternatives,
+    )
+    print(md_path.read_text())
+    print(f"wrote {json_path}\nwrote {md_path}")
+    return 0
+
+
 def _cmd_run(argv: list[str]) -> int:
     from reproduce.registry import get_paper
     from reproduce.run import default_out_dir, default_preset, load_preset, run_claims, select_claims
@@ -105,7 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("papers", nargs="*")
     reg.add_argument("--reference", default=None)
     reg.add_argument("--out", default=None)
+    bench = sub.add_parser("bench", help="time every optimizer step against fused AdamW and the bandwidth bound")
+    bench.add_argument("--optimizers", nargs="+", default=None,
+                       help="adamw radam adabelief mars-adamw mars-lion sophiag soap (default: all)")
+    bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148)")
+    bench.add_argument("--impl", nargs="+", default=None,
+                       help="reference foreach compiled triton (default: all that run on the device)")
+    bench.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default 30)")
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    bench.add_argument("--out", default="results/bench")
+    bench.add_argument("--no-alternatives", action="store_true",
+                       help="skip torch.optim / pytorch-optimizer / adabelief-pytorch comparisons")
     return p
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
-                    "regress": _cmd_regress}[args.command](args)
+                    "regress": _cmd_regress, "bench": _cmd_bench}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -221,12 +221,22 @@ def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.T
             if ops[0][i].numel() <= 1:  # type: ignore[index]
                 continue
             try:
-                compiled(*(None if op is None else op[i] for op in ops), scal, **flags)
+                compiled(*(None if op is None else _flat(op[i]) for op in ops), scal, **flags)
             except Exception as err:  # Inductor needs a working C++ compiler; fall back once, loudly
                 if not compile_failed(key, err):
                     raise
                 foreach(_select(ops, [j for j in range(i, n) if ops[0][j].numel() > 1]), step)  # type: ignore
                 return
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A 1-D tensor on ``t``'s storage that is not a view (``t`` is contiguous): dynamo guards on a view's base
+    shape, so ``t.view(-1)`` would compile one graph per rank and shape; this compiles one per dtype. Writes through
+    it do not bump ``t``'s autograd version counter (an optimizer step is outside autograd anyway)."""
+    if t.ndim == 1:
+        return t
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(),
+                                                               (t.numel(),), (1,))
 
 
 _COMPILED: dict[str, Callable[..., Any]] = {}
