@@ -196,16 +196,51 @@ def run(
             if not ok:
                 continue
             sub = _select(sub, ok)
+        if chosen == "foreach" and device.type == "cpu":
+            for part in _cache_sized(sub[0]):  # type: ignore[arg-type]
+                foreach(_select(sub, part), step)
+            continue
         table[chosen](sub, step)
+
+
+GROUP = 16  # tensors per compiled call: one call per GROUP tensors, the last group padded with dummies
+
+
+CPU_CHUNK = 1 << 17  # elements: a few operands of this size stay in a core's L2
+
+
+def _cache_sized(params: list[torch.Tensor]) -> list[list[int]]:
+    """Consecutive runs of tensors with at most :data:`CPU_CHUNK` elements together (a larger tensor alone).
+
+    On CPU torch runs a foreach op as a loop of per-tensor ops, so foreach over a whole model makes one pass over
+    every tensor per op and the working set falls out of cache; the per-tensor reference is faster. Running foreach
+    over cache-sized runs keeps each run's operands hot across its ops and still batches the many small tensors.
+    """
+    parts: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, p in enumerate(params):
+        n = p.numel()
+        if current and size + n > CPU_CHUNK:
+            parts.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += n
+    if current:
+        parts.append(current)
+    return parts
 
 
 def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.Tensor, foreach: BucketFn,
                  step: int, **flags: Any) -> None:
-    """Call the compiled per-tensor ``fn(*flat operands, scal, **flags)`` on each tensor; foreach if compiling fails.
+    """Run the per-tensor ``fn(*operands, scal, **flags)`` compiled, :data:`GROUP` tensors per call; foreach if the
+    compiler is unavailable.
 
-    One compiled function per (rule, flags), shapes dynamic, so a model's tensors share one graph per dtype. Flags
-    are only structural switches (an operand present or not); step-dependent choices travel in ``scal`` as data.
-    Single-element tensors go to foreach (dynamic shapes specialise size 1, which would cost a compilation).
+    One compiled graph per (rule, flags, dtypes): tensors are passed as flat non-view aliases with dynamic sizes,
+    and the last group is padded with 2-element dummies, so neither shapes, ranks nor the number of tensors
+    recompile. Grouping matters on CPU: a compiled call costs tens of microseconds of guards and wrappers, which
+    one call per tensor would pay 50-150 times a step. Step-dependent choices travel in ``scal`` as data; flags are
+    only structural switches (an operand present or not). Single-element tensors go to foreach.
     """
     key = name + "".join(f":{k}={v}" for k, v in sorted(flags.items()))
     compiled = _compiled_fn(key, fn)
@@ -215,18 +250,33 @@ def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.T
         foreach(_select(ops, range(n) if compiled is None else small), step)
         if compiled is None:
             return
-    # A graph per dtype and rank, for each (rule, flags): more than dynamo's default limit of 8 in a test session.
+    big = [i for i in range(n) if i not in set(small)]
     with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=4096):
-        for i in range(n):
-            if ops[0][i].numel() <= 1:  # type: ignore[index]
-                continue
+        for start in range(0, len(big), GROUP):
+            idx = big[start:start + GROUP]
+            lists = [None if op is None else [_flat(op[i]) for i in idx] + _dummies(op[0], GROUP - len(idx))
+                     for op in ops]
             try:
-                compiled(*(None if op is None else _flat(op[i]) for op in ops), scal, **flags)
+                compiled(*lists, scal, **flags)
             except Exception as err:  # Inductor needs a working C++ compiler; fall back once, loudly
                 if not compile_failed(key, err):
                     raise
-                foreach(_select(ops, [j for j in range(i, n) if ops[0][j].numel() > 1]), step)  # type: ignore
+                foreach(_select(ops, big[start:]), step)
                 return
+
+
+def _dummies(like: torch.Tensor, count: int) -> list[torch.Tensor]:
+    return [torch.ones(2, dtype=like.dtype, device=like.device) for _ in range(count)]
+
+
+def _over_lists(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` applied tensor by tensor to lists of operands: what gets compiled (one graph for a whole group)."""
+    def many(*args: Any, **flags: Any) -> None:
+        *lists, scal = args
+        for i in range(len(lists[0])):
+            fn(*(None if op is None else op[i] for op in lists), scal, **flags)
+    many.__name__ = fn.__name__
+    return many
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -247,9 +297,9 @@ def _compiled_fn(name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None
         return None
     if name not in _COMPILED:
         # A fresh code object per key: dynamo keeps its cache (and recompile limit) on the code object.
-        clone = types.FunctionType(fn.__code__.replace(co_name=f"{fn.__name__}_{len(_COMPILED)}"), fn.__globals__,
-                                   fn.__name__, fn.__defaults__, fn.__closure__)
-        clone.__kwdefaults__ = fn.__kwdefaults__
+        many = _over_lists(fn)
+        clone = types.FunctionType(many.__code__.replace(co_name=f"{fn.__name__}_{len(_COMPILED)}"),
+                                   many.__globals__, fn.__name__, many.__defaults__, many.__closure__)
         compiled = compile_or_none(name, clone)
         if compiled is None:
             return None

@@ -121,11 +121,18 @@ def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:
             torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
 
 
+# compiled: every case in float32, three cases in every dtype (each configuration x dtype is a compilation of
+# several seconds; the dtype handling is shared code).
+COMPILED_ALL_DTYPES = ("adamw", "adabelief-coupled-amsgrad", "mars-adamw")
+
+
 @pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_impl_matches_the_reference(name: str, weight_decay: float, dtype: torch.dtype, impl: str) -> None:
+    if impl == "compiled" and dtype != torch.float32 and name not in COMPILED_ALL_DTYPES:
+        pytest.skip("compiled: float32 here; other dtypes on " + ", ".join(COMPILED_ALL_DTYPES))
     case = CASES[name](weight_decay)
     want = _run(case, "reference", dtype, SHAPES, steps=7)
     got = _run(case, impl, dtype, SHAPES, steps=7)

@@ -7,6 +7,7 @@ import io
 import pytest
 import torch
 
+from common.optim.adamw import AdamW
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
@@ -14,6 +15,7 @@ from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
 
 OPTIMIZERS = {
+    "AdamW": lambda ps, **kw: AdamW(ps, lr=1e-2, **kw),
     "RAdam": lambda ps, **kw: RAdam(ps, lr=1e-2, degenerated_to_sgd=True, **kw),
     "AdaBelief": lambda ps, **kw: AdaBelief(ps, lr=1e-2, **kw),
     "SophiaG": lambda ps, **kw: SophiaG(ps, lr=1e-2, bs=16, **kw),
