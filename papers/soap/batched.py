@@ -7,6 +7,9 @@ batched ``torch.linalg.qr``, then writes every tensor's state back. It computes 
 :func:`papers.soap.optim._soap_update` computes, in the same operation order per tensor; batched BLAS/LAPACK
 round differently from the per-matrix calls, so the two agree to fp32 (fp64) rounding, not bit for bit (tested in
 tests/unit/test_soap_batched.py). The first call's eigh and empty tensors stay on the reference path.
+One deliberate difference: the reference carries M to the original space and back every step (as the official
+code does); the batched step does it only on refresh steps, when Q changes (otherwise the round trip is the
+identity up to the rounding of Q's orthogonality).
 """
 
 from __future__ import annotations
@@ -122,8 +125,9 @@ def soap_update_batched(
     _unstack_into(params, theta, layout)
 
     # Preconditioner update, as in the reference: M back to the original space with the old Q, factors from G,
-    # optional refresh (which permutes V), M into the new basis.
-    m_original = _project(m, qq, back=True) if rotated else None
+    # optional refresh (which permutes V), M into the new basis. Without a refresh Q is unchanged and the round trip
+    # is the identity up to rounding (Q orthogonal), so it is skipped: 2 of the step's 5 rotations.
+    m_original = _project(m, qq, back=True) if rotated and refresh else None
     for i, factor in enumerate(ff):
         if factor is not None:
             factor.lerp_(_grams(g, i), 1.0 - shampoo_beta)
