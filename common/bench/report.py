@@ -29,7 +29,7 @@ class Row:
     note: str = ""
 
 
-COLUMNS = ("optimizer", "impl", "source", "median ms", "min ms", "max ms", "x fused AdamW",
+COLUMNS = ("optimizer", "impl", "source", "median ms", "mean ms", "min ms", "max ms", "x fused AdamW",
            "x fused AdamW scaled by bytes", "x bandwidth bound", "bytes/param moved", "state bytes/param", "note")
 
 
@@ -56,7 +56,8 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
     ]
     for r in rows:
         t = r.times
-        cells = [r.optimizer, r.impl, r.source, _fmt(t and t.median_ms), _fmt(t and t.min_ms), _fmt(t and t.max_ms),
+        cells = [r.optimizer, r.impl, r.source, _fmt(t and t.median_ms), _fmt(t and t.mean_ms), _fmt(t and t.min_ms),
+                 _fmt(t and t.max_ms),
                  _fmt(r.vs_fused_adamw), _fmt(r.vs_fused_adamw_scaled), _fmt(r.vs_bound),
                  "-" if r.bytes_per_param is None else str(r.bytes_per_param),
                  _fmt(r.state_bytes_per_param, 1), r.note]
