@@ -372,8 +372,8 @@ class SOAP(CheckedOptimizer):
             official float32. No effect for float32/bfloat16 params. Default False.
         impl: "reference" runs the per-tensor definition; "batched" stacks tensors of equal shape and does the
             rotations, factor updates and QR refreshes with bmm and batched QR (:mod:`papers.soap.batched`; equal to
-            the reference to fp32/fp64 rounding). Default None: "batched", or "reference" when
-            :func:`common.kernels.default_impl` is "reference".
+            the reference to fp32/fp64 rounding; it skips the momentum's identity round trip between refreshes).
+            Default None: "batched", or "reference" when :func:`common.kernels.default_impl` is "reference".
 
     State per tensor: ``step`` (int; 0 after the first call), ``exp_avg`` M and ``exp_avg_sq`` V (in the eigenbasis),
     ``GG`` and ``Q`` (lists with one k x k tensor or ``[]`` per side of the merged view), ``eigh_retries`` (int: how

@@ -159,7 +159,6 @@ def test_property_foreach_and_triton_equal_reference_on_random_shapes(shapes, na
 def test_tensors_at_different_steps_and_non_contiguous_tensors_in_one_call(impl: str) -> None:
     """A bucket is (device, dtypes, step): tensors at different steps take their own scalars; a transposed
     (non-contiguous) param cannot be walked flat, so the fused implementations hand it to foreach."""
-    gen = torch.Generator().manual_seed(3)
 
     def run(which: str) -> list[torch.Tensor]:
         g = torch.Generator().manual_seed(3)
@@ -172,7 +171,6 @@ def test_tensors_at_different_steps_and_non_contiguous_tensors_in_one_call(impl:
                        weight_decay=0.1, degenerated_to_sgd=True)
         return params + ms + vs
 
-    del gen
     for a, b in zip(run(impl), run("reference"), strict=True):
         torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
 
