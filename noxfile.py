@@ -24,3 +24,10 @@ def regression(session: nox.Session) -> None:
     the table (paper, claim, metric, reference, now, delta, tolerance, within, verdict unchanged) and fail on
     drift beyond the claim's tolerance or a changed verdict."""
     session.run("python", "-m", "reproduce", "regress", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Time every optimizer and implementation (default: tiny shapes); writes results/bench/. Reports, never fails
+    on a time. Extra arguments go to `reproduce bench`, e.g. nox -s bench -- --shapes gpt2-small --steps 50."""
+    session.run("python", "-m", "reproduce", "bench", *session.posargs)

@@ -6,6 +6,7 @@
     reproduce cite <paper>
     reproduce report [--out DIR]                      static HTML results page (results/report/index.html)
     reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
+    reproduce bench [--optimizers ...] [--shapes tiny|gpt2-small] [--impl ...] [--steps N]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress", "report")
+COMMANDS = ("list", "table", "cite", "regress", "report", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,6 +73,24 @@ def _cmd_regress(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --out DIR, the output folder of the regression run to continue")
     return regress(args.papers, Path(args.reference) if args.reference else None,
                    Path(args.out) if args.out else None, resume=args.resume)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """``--x a b`` and ``--x a,b`` alike."""
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from reproduce.bench import run_bench
+
+    json_path, md_path, _ = run_bench(
+        optimizers=_split(args.optimizers) or None, shapes=args.shapes, impls=_split(args.impl) or None,
+        steps=args.steps, warmup=args.warmup, device=args.device, out_dir=Path(args.out),
+        with_alternatives=not args.no_alternatives,
+    )
+    print(md_path.read_text())
+    print(f"wrote {json_path}\nwrote {md_path}")
+    return 0
 
 
 def _cmd_run(argv: list[str]) -> int:
@@ -131,7 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--reference", default=None)
     reg.add_argument("--out", default=None)
     reg.add_argument("--resume", action="store_true", help="continue a killed regression run in --out")
+    bench = sub.add_parser("bench", help="time every optimizer step against fused AdamW and the bandwidth bound")
+    bench.add_argument("--optimizers", nargs="+", default=None,
+                       help="adamw radam adabelief mars-adamw mars-lion sophiag soap (default: all)")
+    bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148)")
+    bench.add_argument("--impl", nargs="+", default=None,
+                       help="reference foreach compiled triton (default: all that run on the device)")
+    bench.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default 30)")
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    bench.add_argument("--out", default="results/bench")
+    bench.add_argument("--no-alternatives", action="store_true",
+                       help="skip torch.optim / pytorch-optimizer / adabelief-pytorch comparisons")
     return p
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
-                    "regress": _cmd_regress, "report": _cmd_report}[args.command](args)
+                    "regress": _cmd_regress, "report": _cmd_report, "bench": _cmd_bench}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,27 @@ import os
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+# Without CUDA, Triton kernels run in its interpreter (numpy on CPU tensors); set before any kernel is defined.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from common.kernels import available_impls, dispatch, using  # noqa: E402
+
+# impl="compiled" compiles one graph per group of tensors; tests compile many configurations of small models, and a
+# 4-tensor graph compiles several times faster than the default 16 (same maths, more calls per step).
+dispatch.GROUP = 4
+
+# Every implementation a test run can exercise here ("auto" is one of these).
+IMPLS_HERE = available_impls("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.fixture(params=IMPLS_HERE)
+def every_impl(request: pytest.FixtureRequest):
+    """Run the test once per kernel implementation: optimizers built with impl=None inside it use that one."""
+    with using(request.param):
+        yield request.param

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from common.optim.adamw import AdamW
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
@@ -63,6 +64,7 @@ class ZooEntry:
 
 
 ZOO: dict[str, ZooEntry] = {
+    "AdamW": ZooEntry(AdamW, {"lr": 1e-2}),  # the kernels' yardstick (common/optim/adamw.py)
     "RAdam": ZooEntry(RAdam, {"lr": 1e-2, "degenerated_to_sgd": True},
                       options={"degenerated_to_sgd": (True, False)}),
     "AdaBelief": ZooEntry(AdaBelief, {"lr": 1e-2},

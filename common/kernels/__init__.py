@@ -1,1 +1,20 @@
-"""common.kernels"""
+"""Fused multi-tensor update kernels: one update rule per elementwise optimizer, several implementations.
+
+Each rule is one module with the per-tensor reference definition and a ``<rule>_step(impl, params, grads, *state,
+steps, **hyperparameters)`` entry point; its Triton kernel is one module under :mod:`common.kernels.triton_kernels`.
+
+    adamw      AdamW (torch.optim.AdamW maths), the yardstick of ``reproduce bench``
+    radam      RAdam (official code)
+    adabelief  AdaBelief (adabelief-pytorch 0.2.1)
+    mars       MARS-AdamW / -Lion / -SGD and MARS's AdamW branch (MARS-Shampoo's Newton-Schulz is not elementwise)
+    sophia     SophiaG / SophiaH and the Hessian EMA
+
+Adding a rule (e.g. SPAM): write ``common/kernels/spam.py`` with ``spam_update`` (reference), a foreach form, a fused
+per-tensor form for torch.compile and ``spam_step`` calling :func:`common.kernels.dispatch.run`; and
+``common/kernels/triton_kernels/spam.py`` with the kernel and its ``launch``. Per-tensor reductions (a max, a norm)
+take a first launch that accumulates into a small per-tensor buffer with atomics, as MARS's clip does.
+"""
+
+from common.kernels.dispatch import CHOICES, IMPLS, available_impls, check_impl, default_impl, resolve_impl, using
+
+__all__ = ["CHOICES", "IMPLS", "available_impls", "check_impl", "default_impl", "resolve_impl", "using"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from common.kernels.dispatch import check_impl, default_impl
 from common.optim.validation import check_dense_grad
 
 
@@ -22,6 +23,13 @@ class CheckedOptimizer(torch.optim.Optimizer):
     """
 
     _foreign_group_keys: tuple[str, ...] = ()
+
+    @staticmethod
+    def _check_impl(impl: str | None) -> str:
+        """The ``impl=`` argument of the elementwise optimizers, validated; None means :func:`default_impl`. It is an
+        attribute, not a group key: it changes how the update runs, not what it computes, so a checkpoint written
+        with one implementation resumes with another."""
+        return check_impl(default_impl() if impl is None else impl)
 
     @staticmethod
     def _validate_group(group: dict[str, Any]) -> dict[str, Any]:

@@ -1,21 +1,21 @@
 """AdaBelief with the semantics of the authors' released package, adabelief-pytorch 0.2.1.
 
-The maths lives once, in :func:`_adabelief_update` (one tensor at a time, the readable definition);
-faster variants (foreach, Triton) go beside it and are tested against it.
+The maths lives once, in :func:`common.kernels.adabelief.adabelief_update` (one tensor at a time, the readable
+definition); the foreach, compiled and Triton implementations beside it are chosen with ``impl=`` and tested against it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.adabelief import adabelief_step
+from common.kernels.adabelief import adabelief_update as _adabelief_update  # noqa: F401  (the reference)
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
-from common.optim.rectify import rectified_step_size
 from common.optim.validation import (
     check_betas,
     check_bool,
@@ -54,70 +54,6 @@ PACKAGE_DEFAULT: dict[str, Any] = dict(
 
 _STATE_TENSORS = ("exp_avg", "exp_avg_var", "max_exp_avg_var")
 _FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd")
-
-
-def _adabelief_update(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_var: torch.Tensor,
-    max_exp_avg_var: torch.Tensor | None,
-    step: int,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    weight_decouple: bool,
-    fixed_decay: bool,
-    rectify: bool,
-    degenerated_to_sgd: bool,
-) -> None:
-    """One AdaBelief 0.2.1 step on one tensor, in place; the reference definition every variant must match.
-
-    ``step`` is t *after* the increment (1 on the first call). ``max_exp_avg_var`` is given iff amsgrad is on.
-    The state is held in the compute dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that
-    dtype and copied back. ``grad`` is never written to. Every expression follows the package's operation order,
-    so float64 results are bit-identical to it (the parity tests check equality, not a tolerance).
-    """
-    compute_dtype = exp_avg.dtype
-    if grad.dtype != compute_dtype:
-        grad = grad.to(compute_dtype)
-    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
-
-    # 1. Weight decay first (0.2.x order; 0.1.0 decayed after the residual, issue #56).
-    if weight_decouple:
-        if weight_decay != 0:  # the package multiplies by 1.0 here, which is exact
-            theta.mul_((1.0 - weight_decay) if fixed_decay else (1.0 - lr * weight_decay))
-    elif weight_decay != 0:
-        grad = grad.add(theta, alpha=weight_decay)  # coupled L2; the package writes this into p.grad, we do not
-
-    # 2. Moments. The residual uses the *updated* m; eps is added into s in place and accumulates.
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    residual = grad - exp_avg
-    exp_avg_var.mul_(beta2).addcmul_(residual, residual, value=1 - beta2)
-    exp_avg_var.add_(eps)
-    if max_exp_avg_var is not None:
-        torch.maximum(max_exp_avg_var, exp_avg_var, out=max_exp_avg_var)
-
-    # 3. Update.
-    if not rectify:
-        s = exp_avg_var if max_exp_avg_var is None else max_exp_avg_var
-        denom = (s.sqrt() / math.sqrt(bias_correction2)).add_(eps)  # eps a second time, outside the sqrt
-        theta.addcdiv_(exp_avg, denom, value=-(lr / bias_correction1))
-    else:
-        step_size = rectified_step_size(step, beta1, beta2)  # r_t sqrt(bc2)/bc1, None while rho_t < 5
-        if step_size is not None:
-            # 0.2.1 quirk: the rectified denominator is built from exp_avg_var even with amsgrad (max ignored).
-            theta.addcdiv_(exp_avg, exp_avg_var.sqrt().add_(eps), value=-step_size * lr)
-        elif degenerated_to_sgd:
-            theta.add_(exp_avg, alpha=-(1.0 / bias_correction1) * lr)  # SGD with bias-corrected momentum
-        # else: no update this step (the weight decay above has been applied all the same)
-    if theta is not param:
-        param.copy_(theta)
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
@@ -165,6 +101,9 @@ class AdaBelief(CheckedOptimizer):
         rectify: RAdam's variance rectification. Default True.
         degenerated_to_sgd: with ``rectify``, take a bias-corrected SGD-momentum step while rho_t < 5 instead of
             none; inert otherwise. Default True.
+        impl: implementation of the update, see :mod:`common.kernels` ("reference", "foreach", "compiled",
+            "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA,
+            foreach elsewhere; foreach is bit-identical to the reference on CPU).
 
     Paper vs package defaults: the paper's CIFAR runs (:data:`PAPER_CIFAR`) used in-repo copies with 0.0.5
     behaviour: eps 1e-8, coupled L2 decay 5e-4, rectify and amsgrad off. 0.2.1 defaults to eps 1e-16, decoupled
@@ -200,7 +139,10 @@ class AdaBelief(CheckedOptimizer):
         fixed_decay: bool = False,
         rectify: bool = True,
         degenerated_to_sgd: bool = True,
+        *,
+        impl: str | None = None,
     ) -> None:
+        self.impl = self._check_impl(impl)
         defaults = _validated(
             {
                 "lr": lr,
@@ -225,8 +167,8 @@ class AdaBelief(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            params, grads, exp_avgs, exp_avg_vars, max_vars, steps = [], [], [], [], [], []
             for p in self._params_with_grad(group):
-
                 state = self.state[p]
                 dtype = state_dtype(p.dtype)
                 fmt = torch.preserve_format
@@ -238,13 +180,22 @@ class AdaBelief(CheckedOptimizer):
                     # At creation, or when amsgrad is switched on mid-run: the max then starts from this step's s.
                     state["max_exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
                 state["step"] += 1
-                _adabelief_update(
-                    p,
-                    p.grad,
-                    state["exp_avg"],
-                    state["exp_avg_var"],
-                    state["max_exp_avg_var"] if group["amsgrad"] else None,
-                    state["step"],
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_vars.append(state["exp_avg_var"])
+                if group["amsgrad"]:
+                    max_vars.append(state["max_exp_avg_var"])
+                steps.append(state["step"])
+            if params:
+                adabelief_step(
+                    self.impl,
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_vars,
+                    max_vars if group["amsgrad"] else None,
+                    steps,
                     lr=group["lr"],
                     beta1=beta1,
                     beta2=beta2,

@@ -1,20 +1,20 @@
 """MARS with the semantics of the authors' released code (AGI-Arena/MARS, commit 4831e28, ``MARS/optimizers/mars.py``).
 
-The maths lives once, in :func:`_mars_update` (one tensor at a time, the readable definition);
-faster variants (foreach, Triton) go beside it and are tested against it.
+The maths lives once, in :func:`common.kernels.mars.mars_update` (one tensor at a time, the readable definition);
+the foreach, compiled and Triton implementations beside it are chosen with ``impl=`` and tested against it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.mars import mars_step
+from common.kernels.mars import mars_update as _mars_update
 from common.optim.base import CheckedOptimizer
-from common.optim.newton_schulz import newton_schulz5
 from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_beta,
@@ -38,90 +38,8 @@ _STATE_INTS = ("step", "last_grad_step", "previous_grad_step")
 _FLAGS = ("amsgrad", "is_approx", "optimize_1d", "clip_c")
 
 
-def _adam_denominator(
-    exp_avg_sq: torch.Tensor,
-    max_exp_avg_sq: torch.Tensor | None,
-    step: int,
-    beta1: float,
-    beta2: float,
-    eps: float,
-) -> torch.Tensor:
-    """(sqrt(v / bc2) + eps) * bc1, the official form: m / denom is torch AdamW's m_hat / (sqrt(v_hat) + eps)."""
-    bias_correction1 = 1.0 - beta1**step
-    bias_correction2 = 1.0 - beta2**step
-    if max_exp_avg_sq is not None:
-        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        exp_avg_sq = max_exp_avg_sq
-    return exp_avg_sq.sqrt().mul(1 / math.sqrt(bias_correction2)).add(eps).mul(bias_correction1)
-
-
-def _mars_update(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    max_exp_avg_sq: torch.Tensor | None,
-    last_grad: torch.Tensor,
-    step: int,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    gamma: float,
-    mars_type: str,
-    clip_c: bool,
-    use_mars: bool,
-    lr_1d_factor: float,
-    betas_1d: tuple[float, float],
-    weight_decay_1d: float,
-    ns_dtype: torch.dtype = torch.bfloat16,
-) -> None:
-    """One MARS step on one tensor, in place; the reference definition every variant must match.
-
-    ``step`` is t *after* the increment (1 on the first call). ``use_mars`` selects the MARS branch (2-D tensors, or
-    every tensor with ``optimize_1d``); otherwise the tensor takes the AdamW branch with the ``*_1d`` settings and the
-    raw gradient. ``last_grad`` is the gradient the correction subtracts (zeros at t=1); it is only read, and neither
-    is ``grad``: recording the next ``last_grad`` is the caller's job. ``max_exp_avg_sq`` is given iff amsgrad is on.
-    The state is held in the compute dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that dtype and
-    copied back. ``ns_dtype`` is the dtype of the Newton-Schulz iteration (mars_type "shampoo" on 2-D tensors).
-    """
-    compute_dtype = exp_avg.dtype
-    if grad.dtype != compute_dtype:
-        grad = grad.to(compute_dtype)
-    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
-
-    if use_mars:
-        # Scaled gradient correction, written as the official code writes it.
-        c = (grad - last_grad).mul(gamma * (beta1 / (1.0 - beta1))).add(grad)
-        if clip_c:
-            # Official: `if ||c|| > 1: c = c / ||c||` (a host sync per tensor). Dividing by max(||c||, 1) gives the
-            # same bits (a division by exactly 1.0 is exact) without the sync.
-            c = c.div(torch.linalg.vector_norm(c).clamp_min(1.0))
-        exp_avg.mul_(beta1).add_(c, alpha=1.0 - beta1)
-        is_2d = grad.ndim == 2
-        if mars_type == "adamw" or (mars_type == "shampoo" and not is_2d):
-            exp_avg_sq.mul_(beta2).addcmul_(c, c, value=1.0 - beta2)  # v from the clipped c, not from g
-            direction = exp_avg.div(_adam_denominator(exp_avg_sq, max_exp_avg_sq, step, beta1, beta2, eps))
-        elif mars_type == "lion":
-            direction = exp_avg.sign()
-        elif mars_type == "sgd":
-            direction = exp_avg
-        else:  # shampoo on a 2-D tensor: NS5 of the bias-uncorrected m / (1 - beta1), Muon's shape factor
-            rows, cols = grad.shape
-            factor = max(1.0, rows / cols) ** 0.5 if cols else 1.0
-            direction = newton_schulz5(exp_avg.mul(1.0 / (1.0 - beta1)), eps=eps, dtype=ns_dtype).mul(factor)
-        # Decoupled decay on the pre-update theta: theta <- theta - lr (wd theta + direction).
-        theta.add_(torch.mul(theta, weight_decay).add_(direction), alpha=-lr)
-    else:
-        beta1_1d, beta2_1d = betas_1d
-        exp_avg.mul_(beta1_1d).add_(grad, alpha=1.0 - beta1_1d)
-        exp_avg_sq.mul_(beta2_1d).addcmul_(grad, grad, value=1.0 - beta2_1d)
-        direction = exp_avg.div(_adam_denominator(exp_avg_sq, max_exp_avg_sq, step, beta1_1d, beta2_1d, eps))
-        theta.add_(torch.mul(theta, weight_decay_1d).add_(direction), alpha=-lr * lr_1d_factor)
-    if theta is not param:
-        param.copy_(theta)
+def _batch() -> dict[str, list[Any]]:
+    return {k: [] for k in ("params", "grads", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "last_grad", "step")}
 
 
 def _check_mars_type(value: object) -> str:
@@ -232,6 +150,10 @@ class MARS(CheckedOptimizer):
             with the default 0.1, biases and norm gains are decayed even in a group with ``weight_decay=0``
             (official behaviour; set it explicitly). Default 0.1.
         clip_c: clip c per tensor to norm <= 1 (official behaviour). Default True.
+        impl: implementation of the elementwise rules, see :mod:`common.kernels` ("reference", "foreach",
+            "compiled", "triton" or "auto"); MARS-Shampoo's Newton-Schulz on 2-D tensors always runs the reference.
+            Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA, foreach elsewhere;
+            foreach is bit-identical to the reference on CPU).
 
     Param-group keys: lr, betas, eps, weight_decay, amsgrad, gamma, is_approx, mars_type, optimize_1d, lr_1d_factor,
     betas_1d, weight_decay_1d, clip_c. State per tensor: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``last_grad``,
@@ -287,7 +209,10 @@ class MARS(CheckedOptimizer):
         betas_1d: tuple[float, float] = (0.9, 0.95),
         weight_decay_1d: float = 0.1,
         clip_c: bool = True,
+        *,
+        impl: str | None = None,
     ) -> None:
+        self.impl = self._check_impl(impl)
         lr = check_lr(lr)
         lr_1d = check_real("lr_1d", lr_1d, low=0.0)
         if lr == 0 and lr_1d != 0:
@@ -335,10 +260,13 @@ class MARS(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            amsgrad = group["amsgrad"]
+            # Two elementwise batches (MARS branch, AdamW branch) and the Newton-Schulz tensors, one at a time.
+            batches: dict[bool, dict[str, list[Any]]] = {True: _batch(), False: _batch()}
             for p in self._params_with_grad(group):
                 grad = p.grad
 
-                state = self._state_for(p, group["amsgrad"])
+                state = self._state_for(p, amsgrad)
                 use_mars = group["optimize_1d"] or grad.ndim == 2
                 if use_mars and not group["is_approx"] and state["step"] > 0:
                     if state.get("last_grad_step") != state["step"]:
@@ -348,30 +276,64 @@ class MARS(CheckedOptimizer):
                             "update_last_grad() (see the MARS docstring for the two call orders)."
                         )
                 state["step"] += 1
-                _mars_update(
-                    p,
-                    grad,
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    state["max_exp_avg_sq"] if group["amsgrad"] else None,
-                    state["last_grad"],
-                    state["step"],
-                    lr=group["lr"],
-                    beta1=beta1,
-                    beta2=beta2,
+                if use_mars and group["mars_type"] == "shampoo" and grad.ndim == 2:
+                    _mars_update(
+                        p,
+                        grad,
+                        state["exp_avg"],
+                        state["exp_avg_sq"],
+                        state["max_exp_avg_sq"] if amsgrad else None,
+                        state["last_grad"],
+                        state["step"],
+                        lr=group["lr"],
+                        beta1=beta1,
+                        beta2=beta2,
+                        eps=group["eps"],
+                        weight_decay=group["weight_decay"],
+                        gamma=group["gamma"],
+                        mars_type="shampoo",
+                        clip_c=group["clip_c"],
+                        use_mars=True,
+                        lr_1d_factor=group["lr_1d_factor"],
+                        betas_1d=group["betas_1d"],
+                        weight_decay_1d=group["weight_decay_1d"],
+                        ns_dtype=self._newton_schulz_dtype,
+                    )
+                    if group["is_approx"]:
+                        state["last_grad"].copy_(grad)  # a copy: p.grad may be zeroed in place before the next step
+                    continue
+                batch = batches[use_mars]
+                for key, value in (("params", p), ("grads", grad), ("exp_avg", state["exp_avg"]),
+                                   ("exp_avg_sq", state["exp_avg_sq"]), ("last_grad", state["last_grad"]),
+                                   ("step", state["step"])):
+                    batch[key].append(value)
+                if amsgrad:
+                    batch["max_exp_avg_sq"].append(state["max_exp_avg_sq"])
+            for use_mars, batch in batches.items():
+                if not batch["params"]:
+                    continue
+                mars_type = "adamw" if group["mars_type"] == "shampoo" else group["mars_type"]
+                betas = (beta1, beta2) if use_mars else group["betas_1d"]
+                mars_step(
+                    self.impl,
+                    batch["params"],
+                    batch["grads"],
+                    batch["exp_avg"],
+                    batch["exp_avg_sq"],
+                    batch["max_exp_avg_sq"] if amsgrad else None,
+                    batch["last_grad"],
+                    batch["step"],
+                    lr=group["lr"] if use_mars else group["lr"] * group["lr_1d_factor"],
+                    beta1=betas[0],
+                    beta2=betas[1],
                     eps=group["eps"],
-                    weight_decay=group["weight_decay"],
+                    weight_decay=group["weight_decay"] if use_mars else group["weight_decay_1d"],
                     gamma=group["gamma"],
-                    mars_type=group["mars_type"],
+                    mars_type=mars_type,
                     clip_c=group["clip_c"],
                     use_mars=use_mars,
-                    lr_1d_factor=group["lr_1d_factor"],
-                    betas_1d=group["betas_1d"],
-                    weight_decay_1d=group["weight_decay_1d"],
-                    ns_dtype=self._newton_schulz_dtype,
+                    record_last_grad=group["is_approx"],  # a copy: p.grad may be zeroed in place before the next step
                 )
-                if group["is_approx"]:
-                    state["last_grad"].copy_(grad)  # a copy: p.grad may be zeroed in place before the next step
         return loss
 
     @torch.no_grad()

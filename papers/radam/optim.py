@@ -1,18 +1,19 @@
 """RAdam with the semantics of the authors' released code (LiyuanLucasLiu/RAdam, commit d9fd30a).
 
-The maths lives once, in :func:`_radam_update` (one tensor at a time, the readable definition);
-faster variants (foreach, Triton) go beside it and are tested against it.
+The maths lives once, in :func:`common.kernels.radam.radam_update` (one tensor at a time, the readable definition);
+the foreach, compiled and Triton implementations beside it are chosen with ``impl=`` and tested against it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.radam import radam_step
+from common.kernels.radam import radam_update as _radam_update  # noqa: F401  (the reference, by its old name)
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
@@ -25,54 +26,6 @@ from common.optim.validation import (
 )
 
 __all__ = ["RHO_THRESHOLD", "RAdam", "rectifier", "rho_t"]
-
-def _radam_update(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    step: int,
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    degenerated_to_sgd: bool,
-    rectifier_override: float | None = None,
-) -> None:
-    """One RAdam step on one tensor, in place; the reference definition every variant must match.
-
-    ``step`` is t *after* the increment (1 on the first call). The moments are held in the compute
-    dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that dtype and copied back.
-    ``rectifier_override`` replaces r_t on rectified steps only (test hook, see ``RAdam._force_rectifier``).
-    """
-    compute_dtype = exp_avg.dtype
-    if grad.dtype != compute_dtype:
-        grad = grad.to(compute_dtype)
-    # Official order: v before m (the order does not matter, they are independent).
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-
-    bias_correction1 = 1 - beta1**step
-    r = rectifier(step, beta2)
-    if r is None and not degenerated_to_sgd:
-        return  # official default: no update and no weight decay while rho_t < 5
-
-    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
-    if weight_decay != 0:
-        theta.mul_(1 - lr * weight_decay)  # decoupled, on the pre-update theta, only on updating steps
-    if r is not None:
-        if rectifier_override is not None:
-            r = rectifier_override
-        # eps is added to the un-corrected sqrt(v); sqrt(1 - beta2^t) is folded into the step size.
-        step_size = lr * r * math.sqrt(1 - beta2**step) / bias_correction1
-        theta.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-step_size)
-    else:
-        theta.add_(exp_avg, alpha=-lr / bias_correction1)  # SGD with bias-corrected momentum
-    if theta is not param:
-        param.copy_(theta)
-
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
@@ -109,6 +62,9 @@ class RAdam(CheckedOptimizer):
             skipping the step. Default False, as in the official code since d9fd30a (issue #54: the
             SGD-momentum steps diverged on unnormalised inputs). With the default and beta2=0.999 the
             first five steps leave the parameters unchanged. Presets should always set it explicitly.
+        impl: implementation of the update, see :mod:`common.kernels` ("reference", "foreach", "compiled",
+            "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA,
+            foreach elsewhere; foreach is bit-identical to the reference on CPU).
 
     Paper vs official code (we follow the code):
         * threshold: the paper (Alg. 2) rectifies when rho_t > 4, i.e. from t=5 at beta2=0.999; the code
@@ -148,7 +104,10 @@ class RAdam(CheckedOptimizer):
         eps: float = 1e-8,
         weight_decay: float = 0,
         degenerated_to_sgd: bool = False,
+        *,
+        impl: str | None = None,
     ) -> None:
+        self.impl = self._check_impl(impl)
         defaults = _validated(
             {
                 "lr": lr,
@@ -169,8 +128,8 @@ class RAdam(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             for p in self._params_with_grad(group):
-
                 state = self.state[p]
                 if len(state) == 0:
                     dtype = state_dtype(p.dtype)
@@ -179,12 +138,19 @@ class RAdam(CheckedOptimizer):
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
                     state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
                 state["step"] += 1
-                _radam_update(
-                    p,
-                    p.grad,
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    state["step"],
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                exp_avg_sqs.append(state["exp_avg_sq"])
+                steps.append(state["step"])
+            if params:
+                radam_step(
+                    self.impl,
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    steps,
                     lr=group["lr"],
                     beta1=beta1,
                     beta2=beta2,

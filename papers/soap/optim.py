@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.dispatch import check_impl, default_impl
 from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
@@ -287,6 +288,17 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
 
 
+def _check_soap_impl(impl: str | None) -> str:
+    """"reference" (per-tensor loop) or "batched" (equal-shape tensors stacked); None: "reference" if
+    :func:`common.kernels.default_impl` says so, else "batched". The kernel names are accepted and mean "batched"
+    (SOAP's elementwise part is a small share of its step; the matrices are what batching speeds up)."""
+    if impl is None:
+        return "reference" if default_impl() == "reference" else "batched"
+    if impl == "batched":
+        return impl
+    return "reference" if check_impl(impl) == "reference" else "batched"
+
+
 def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> _Layout:
     # merge_dims cannot reshape some empty shapes (e.g. (5, 0) -> [5]); an empty tensor has nothing to merge.
     return _Layout(
@@ -358,6 +370,10 @@ class SOAP(CheckedOptimizer):
             accumulated. SOAP then equals its Adam variant step for step. Default False.
         precise: test switch: run eigh and QR in the factors' own dtype (float64 for float64 params) instead of the
             official float32. No effect for float32/bfloat16 params. Default False.
+        impl: "reference" runs the per-tensor definition; "batched" stacks tensors of equal shape and does the
+            rotations, factor updates and QR refreshes with bmm and batched QR (:mod:`papers.soap.batched`; equal to
+            the reference to fp32/fp64 rounding; it skips the momentum's identity round trip between refreshes).
+            Default None: "batched", or "reference" when :func:`common.kernels.default_impl` is "reference".
 
     State per tensor: ``step`` (int; 0 after the first call), ``exp_avg`` M and ``exp_avg_sq`` V (in the eigenbasis),
     ``GG`` and ``Q`` (lists with one k x k tensor or ``[]`` per side of the merged view), ``eigh_retries`` (int: how
@@ -408,7 +424,9 @@ class SOAP(CheckedOptimizer):
         eigh_jitter: float = 1e-30,
         freeze_basis: bool = False,
         precise: bool = False,
+        impl: str | None = None,
     ) -> None:
+        self.impl = _check_soap_impl(impl)
         defaults = _validated(
             {
                 "lr": lr,
@@ -440,6 +458,7 @@ class SOAP(CheckedOptimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             shampoo_beta = group["shampoo_beta"] if group["shampoo_beta"] >= 0 else beta2
+            pending: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = []
             for p in self._params_with_grad(group):
                 state = self.state[p]
                 dtype = state_dtype(p.dtype)
@@ -474,28 +493,47 @@ class SOAP(CheckedOptimizer):
                     continue  # the first call only initialises the preconditioner
 
                 state["step"] += 1
-                step = state["step"]
-                _soap_update(
-                    p,
-                    grad,
-                    state["exp_avg"],
-                    state["exp_avg_sq"],
-                    state["GG"],
-                    state["Q"],
-                    step,
-                    lr=group["lr"],
-                    beta1=beta1,
-                    beta2=beta2,
-                    shampoo_beta=shampoo_beta,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    refresh=not group["freeze_basis"] and step % group["precondition_frequency"] == 0,
-                    layout=layout,
-                    normalize_grads=group["normalize_grads"],
-                    correct_bias=group["correct_bias"],
-                    work_dtype=work_dtype,
-                )
+                pending.append((p, grad, state))
+            self._update(group, pending, beta1, beta2, shampoo_beta)
         return loss
+
+    def _update(self, group: dict[str, Any], pending: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]],
+                beta1: float, beta2: float, shampoo_beta: float) -> None:
+        """The step of every tensor past its first call: per tensor (``impl="reference"``) or batched over tensors of
+        equal shape, dtype and step (:mod:`papers.soap.batched`)."""
+        from papers.soap.batched import soap_update_batched
+
+        buckets: dict[tuple, list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]] = {}
+        for item in pending:
+            p, _, state = item
+            batch = self.impl != "reference" and p.numel() > 0
+            key = (tuple(p.shape), p.dtype, p.device, state["step"]) if batch else (id(p),)
+            buckets.setdefault(key, []).append(item)
+        for items in buckets.values():
+            p0, _, state0 = items[0]
+            dtype = state_dtype(p0.dtype)
+            step = state0["step"]
+            kwargs = dict(
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                shampoo_beta=shampoo_beta,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                refresh=not group["freeze_basis"] and step % group["precondition_frequency"] == 0,
+                layout=_layout_for(p0, group),
+                normalize_grads=group["normalize_grads"],
+                correct_bias=group["correct_bias"],
+                work_dtype=dtype if group["precise"] else torch.float32,
+            )
+            if self.impl == "reference" or p0.numel() == 0:
+                for p, grad, state in items:
+                    _soap_update(p, grad, state["exp_avg"], state["exp_avg_sq"], state["GG"], state["Q"], step,
+                                 **kwargs)
+            else:
+                soap_update_batched([it[0] for it in items], [it[1] for it in items],
+                                    [it[2]["exp_avg"] for it in items], [it[2]["exp_avg_sq"] for it in items],
+                                    [it[2]["GG"] for it in items], [it[2]["Q"] for it in items], step, **kwargs)
 
     def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
         """After torch's load: restore the state dtypes (float32 for bf16/fp16 params), ints, and owned copies.

@@ -1,8 +1,9 @@
 """SophiaG and SophiaH with the update rule of the authors' released code (Liuhong99/Sophia, commit a7e1572).
 
-The maths lives once: :func:`_sophia_update` (one step on one tensor) and :func:`_hessian_ema` (one Hessian-EMA
-update on one tensor) are the readable definitions; faster variants (foreach, Triton) go beside them and are tested
-against them. The estimators that fill ``p.grad`` before :meth:`SophiaG.update_hessian` live in
+The maths lives once, in :mod:`common.kernels.sophia`: ``sophia_update`` (one step on one tensor) and
+``hessian_ema`` (one Hessian-EMA update on one tensor) are the readable definitions; the foreach, compiled and Triton
+implementations beside them are chosen with ``impl=`` and tested against them. The estimators that fill ``p.grad``
+before :meth:`SophiaG.update_hessian` live in
 :mod:`papers.sophia.hessian`.
 """
 
@@ -14,6 +15,9 @@ from typing import Any
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.sophia import DENOMINATOR_EPS, hessian_ema_step, sophia_step
+from common.kernels.sophia import hessian_ema as _hessian_ema  # noqa: F401  (the reference)
+from common.kernels.sophia import sophia_update as _sophia_update  # noqa: F401  (the reference)
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
@@ -26,60 +30,7 @@ from common.optim.validation import (
 
 __all__ = ["DENOMINATOR_EPS", "SophiaG", "SophiaH"]
 
-# The official code's fixed additive constant in rho*bs*h + 1e-15 (not a hyperparameter there or here).
-DENOMINATOR_EPS = 1e-15
 _STATE_TENSORS = ("exp_avg", "hessian")
-
-
-def _sophia_update(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    exp_avg: torch.Tensor,
-    hessian: torch.Tensor,
-    *,
-    lr: float,
-    beta1: float,
-    rho: float,
-    weight_decay: float,
-    bs: float | None,
-    maximize: bool,
-) -> None:
-    """One Sophia step on one tensor, in place; the reference definition every variant must match.
-
-    ``bs`` set: SophiaG, theta <- theta - lr sign(m) min(|m| / (rho*bs*h + 1e-15), 1), the official operation order
-    (``rho * bs`` is a Python float, so ``(rho, bs)`` pairs with the same product give bit-identical steps).
-    ``bs=None``: SophiaH, denominator max(rho*h, 1e-15), so h <= 0 gives a full sign step.
-    The state is held in the compute dtype (``exp_avg.dtype``); a low-precision ``param`` is updated in that dtype
-    and copied back. ``grad`` is never written to.
-    """
-    compute_dtype = exp_avg.dtype
-    if grad.dtype != compute_dtype:
-        grad = grad.to(compute_dtype)
-    if maximize:
-        grad = -grad
-    theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
-
-    theta.mul_(1 - lr * weight_decay)  # decoupled decay, every step, before the update (official: even for wd=0)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)  # no bias correction
-    if bs is not None:
-        denom = rho * bs * hessian + DENOMINATOR_EPS
-    else:
-        denom = (rho * hessian).clamp_(min=DENOMINATOR_EPS)
-    ratio = (exp_avg.abs() / denom).clamp_(max=1)
-    theta.addcmul_(exp_avg.sign(), ratio, value=-lr)
-    if theta is not param:
-        param.copy_(theta)
-
-
-def _hessian_ema(hessian: torch.Tensor, estimate: torch.Tensor, *, beta2: float, square: bool) -> None:
-    """h <- b2 h + (1-b2) e*e (SophiaG: ``estimate`` is the sampled-label gradient) or + (1-b2) e (SophiaH)."""
-    if estimate.dtype != hessian.dtype:
-        estimate = estimate.to(hessian.dtype)  # square in fp32 for low-precision params
-    hessian.mul_(beta2)
-    if square:
-        hessian.addcmul_(estimate, estimate, value=1 - beta2)
-    else:
-        hessian.add_(estimate, alpha=1 - beta2)
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
@@ -123,14 +74,21 @@ class _Sophia(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, _ = group["betas"]
+            params, grads, exp_avgs, hessians = [], [], [], []
             for p in self._params_with_grad(group):
                 state = self._state_for(p)
                 state["step"] += 1
-                _sophia_update(
-                    p,
-                    p.grad,
-                    state["exp_avg"],
-                    state["hessian"],
+                params.append(p)
+                grads.append(p.grad)
+                exp_avgs.append(state["exp_avg"])
+                hessians.append(state["hessian"])
+            if params:
+                sophia_step(
+                    self.impl,
+                    params,
+                    grads,
+                    exp_avgs,
+                    hessians,
                     lr=group["lr"],
                     beta1=beta1,
                     rho=group["rho"],
@@ -149,8 +107,9 @@ class _Sophia(CheckedOptimizer):
         """
         for group in self.param_groups:
             _, beta2 = group["betas"]
-            for p in self._params_with_grad(group):
-                _hessian_ema(self._state_for(p)["hessian"], p.grad, beta2=beta2, square=self._square_estimate)
+            params = list(self._params_with_grad(group))
+            hessian_ema_step(self.impl, [self._state_for(p)["hessian"] for p in params], [p.grad for p in params],
+                             beta2=beta2, square=self._square_estimate)
 
     @torch.no_grad()
     def stats(self) -> dict[str, float]:
@@ -247,6 +206,9 @@ class SophiaG(_Sophia):
             the number of tokens whose mean loss gave the sampled-label gradient. Bound here, stored in the param
             groups and so in ``state_dict``.
         maximize: maximise the objective (negates the gradient; the squared estimate is unaffected). Default False.
+        impl: implementation of the update, see :mod:`common.kernels` ("reference", "foreach", "compiled",
+            "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA,
+            foreach elsewhere; foreach is bit-identical to the reference on CPU).
 
     Deviations from the official code:
         * ``bs`` is a required constructor argument, not ``step(closure, bs=5120)``: Lightning's
@@ -271,7 +233,9 @@ class SophiaG(_Sophia):
         *,
         bs: float,
         maximize: bool = False,
+        impl: str | None = None,
     ) -> None:
+        self.impl = self._check_impl(impl)
         defaults = _validated(
             {"lr": lr, "betas": betas, "rho": rho, "weight_decay": weight_decay, "bs": bs, "maximize": maximize}
         )
@@ -297,6 +261,7 @@ class SophiaH(_Sophia):
         rho: clip threshold scale, >= 0. Default 0.04 (SophiaG's; rho h here and rho bs h there both estimate rho
             times the Hessian diagonal of the mean loss). No official default exists for this parameterization.
         weight_decay: decoupled weight decay, >= 0, theta (1 - lr wd) every step. Default 0.1.
+        impl: as for :class:`SophiaG`.
 
     Deviations:
         * from the authors' levanter Sophia-H: no bias correction of m; the clip is of m / max(rho h, 1e-15) and
@@ -318,6 +283,9 @@ class SophiaH(_Sophia):
         betas: tuple[float, float] = (0.965, 0.99),
         rho: float = 0.04,
         weight_decay: float = 1e-1,
+        *,
+        impl: str | None = None,
     ) -> None:
+        self.impl = self._check_impl(impl)
         defaults = _validated({"lr": lr, "betas": betas, "rho": rho, "weight_decay": weight_decay})
         super().__init__(params, defaults)

@@ -9,8 +9,12 @@ import re
 import pytest
 import torch
 
+from common.kernels import default_impl
 from common.optim.newton_schulz import NS5_COEFFICIENTS, newton_schulz5
 from papers.mars.optim import MARS
+
+# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
+pytestmark = pytest.mark.usefixtures("every_impl")
 
 SHAPES_2D = [(4, 3), (3, 5)]
 SHAPES_OTHER = [(5,), (2, 3, 2, 2)]  # a bias and a 4-D conv kernel: both take the AdamW branch
@@ -215,7 +219,9 @@ def test_second_step_correction_elementwise_and_update(clip_c: bool) -> None:
 
 def test_mars_m_efficient_invariant() -> None:
     """Spec §4 (MARS-M, mars_m_efficient.py): unclipped approx momentum m_t = gamma g_t + b1 b_t with
-    b_t = b1 b_{t-1} + (1-gamma)(1-b1)/b1 g_t, b_0 = 0: MARS-approx is a Nesterov-style momentum."""
+    b_t = b1 b_{t-1} + (1-gamma)(1-b1)/b1 g_t, b_0 = 0: MARS-approx is a Nesterov-style momentum.
+    Fused kernels (compiled, triton) round each expression once: near-cancelling entries drift ~1e-15 in 60 steps."""
+    atol = 1e-14 if default_impl() in ("compiled", "triton") else 1e-15
     for gamma, b1 in [(0.025, 0.95), (0.6, 0.9)]:
         params = make_params(SHAPES_2D)
         opt = MARS(params, betas=(b1, 0.99), gamma=gamma, clip_c=False)
@@ -224,7 +230,7 @@ def test_mars_m_efficient_invariant() -> None:
             apply(opt, params, g)
             for i, p in enumerate(params):
                 buf[i] = b1 * buf[i] + (1 - gamma) * (1 - b1) / b1 * g[i]
-                torch.testing.assert_close(opt.state[p]["exp_avg"], gamma * g[i] + b1 * buf[i], rtol=1e-12, atol=1e-15)
+                torch.testing.assert_close(opt.state[p]["exp_avg"], gamma * g[i] + b1 * buf[i], rtol=1e-12, atol=atol)
 
 
 # --- MARS-Lion --------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ import torch
 import common.optim.rectify as rectify_mod
 from papers.radam.optim import RAdam, rectifier, rho_t
 
+# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
+pytestmark = pytest.mark.usefixtures("every_impl")
+
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 HYPERPARAMETER_KEYS = {"params", "lr", "betas", "eps", "weight_decay", "degenerated_to_sgd"}
 

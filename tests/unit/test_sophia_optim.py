@@ -11,6 +11,9 @@ import torch
 
 from papers.sophia.optim import DENOMINATOR_EPS, SophiaG, SophiaH
 
+# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
+pytestmark = pytest.mark.usefixtures("every_impl")
+
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 G_KEYS = {"params", "lr", "betas", "rho", "weight_decay", "bs", "maximize"}
 

@@ -1,0 +1,312 @@
+"""Which implementation runs an update: validation of ``impl=``, ``auto`` resolution, and bucketing of tensors.
+
+Every elementwise rule in :mod:`common.kernels` has the same four implementations:
+
+* ``reference``: a loop over tensors calling the per-tensor definition (the readable maths);
+* ``foreach``: ``torch._foreach_*`` multi-tensor ops written in the reference's operation order (on CPU torch runs
+  them as the same per-tensor ops, so the results are bit-identical to the reference);
+* ``compiled``: ``torch.compile`` of the fused per-tensor maths (one pass over memory instead of one per op); when
+  the compiler cannot run (no C++ toolchain, unsupported platform) it warns once and runs ``foreach``;
+* ``triton``: one Triton launch per bucket covering every tensor through pointer/offset tables (CUDA; on CPU only
+  under ``TRITON_INTERPRET=1``, the mode the CI tests use).
+
+``auto`` resolves per device: ``triton`` on CUDA when Triton is importable, else ``foreach``; it never picks an
+implementation that fails. A bucket is a run of tensors that one multi-tensor call can take: same device, dtypes
+and step count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import os
+import types
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+__all__ = [
+    "CHOICES",
+    "IMPLS",
+    "available_impls",
+    "buckets",
+    "check_impl",
+    "default_impl",
+    "flat_ok",
+    "resolve_impl",
+    "triton_available",
+    "using",
+]
+
+IMPLS = ("reference", "foreach", "compiled", "triton")
+CHOICES = (*IMPLS, "auto")
+ENV_VAR = "OPTREPRO_IMPL"
+
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("optrepro_impl", default=None)
+
+
+def check_impl(value: object) -> str:
+    """``value`` if it names an implementation (or ``auto``), else ValueError naming the argument."""
+    if value not in CHOICES:
+        raise ValueError(f"impl must be one of {list(CHOICES)}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def default_impl() -> str:
+    """What an optimizer built with ``impl=None`` uses: the :func:`using` context, else $OPTREPRO_IMPL, else auto."""
+    forced = _forced.get()
+    if forced is not None:
+        return forced
+    return check_impl(os.environ.get(ENV_VAR, "auto"))
+
+
+@contextlib.contextmanager
+def using(impl: str) -> Iterator[None]:
+    """Optimizers constructed inside this block with ``impl=None`` use ``impl`` (tests run every impl this way)."""
+    token = _forced.set(check_impl(impl))
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@functools.cache
+def _triton_importable() -> bool:
+    try:
+        import triton  # noqa: F401
+    except Exception:  # ImportError, or a broken install raising at import
+        return False
+    return True
+
+
+def triton_available(device: torch.device) -> bool:
+    """Triton kernels can run on ``device``: CUDA with Triton installed, or any device under TRITON_INTERPRET=1."""
+    if not _triton_importable():
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and _interpreting())
+
+
+def available_impls(device: torch.device | str = "cpu") -> tuple[str, ...]:
+    """The implementations that can run on ``device`` here (``compiled`` is listed; it falls back if it cannot)."""
+    device = torch.device(device)
+    return tuple(i for i in IMPLS if i != "triton" or triton_available(device))
+
+
+def resolve_impl(impl: str, device: torch.device) -> str:
+    """The concrete implementation for tensors on ``device``; an explicit ``triton`` that cannot run raises."""
+    if impl == "auto":
+        return "triton" if device.type == "cuda" and triton_available(device) else "foreach"
+    if impl == "triton" and not triton_available(device):
+        why = ("Triton is not installed" if not _triton_importable()
+               else f"Triton runs on CUDA, the tensors are on {device} (set TRITON_INTERPRET=1 to interpret on CPU)")
+        raise RuntimeError(f"impl='triton' cannot run: {why}; use impl='auto' to pick what can")
+    return impl
+
+
+def flat_ok(*tensors: torch.Tensor) -> bool:
+    """All contiguous: a fused kernel may then walk them as flat arrays with one index."""
+    return all(t.is_contiguous() for t in tensors)
+
+
+def buckets(keys: Sequence[Any]) -> dict[Any, list[int]]:
+    """Indices grouped by key, first-seen order (the key holds device, dtypes and step)."""
+    out: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return out
+
+
+_compile_failed: set[str] = set()
+
+
+def compile_or_none(name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    """``torch.compile(fn)`` (dynamic shapes), or None after warning once if the compiler is unavailable here."""
+    if name in _compile_failed:
+        return None
+    try:
+        return torch.compile(fn, dynamic=True, fullgraph=True)
+    except Exception as err:  # RuntimeError on unsupported Python/platform
+        _compile_failed.add(name)
+        warnings.warn(f"impl='compiled' unavailable ({type(err).__name__}: {err}); running foreach", RuntimeWarning,
+                      stacklevel=3)
+        return None
+
+
+def compile_failed(name: str, err: Exception) -> bool:
+    """Record that compiling ``name`` failed and warn once; False if the error is not a compiler failure."""
+    text = f"{type(err).__name__}: {err}"
+    if not any(w in text for w in ("Inductor", "inductor", "compile", "Compile", "C++", "cpp", "Dynamo", "dynamo")):
+        return False
+    if name not in _compile_failed:
+        _compile_failed.add(name)
+        warnings.warn(f"impl='compiled' failed for {name} ({text.splitlines()[0]}); running foreach instead",
+                      RuntimeWarning, stacklevel=3)
+    return True
+
+
+def is_compile_failed(name: str) -> bool:
+    return name in _compile_failed
+
+
+Operands = list[list[torch.Tensor] | None]
+BucketFn = Callable[[Operands, int], None]
+
+
+def _select(ops: Operands, idx: Sequence[int]) -> Operands:
+    return [None if op is None else [op[i] for i in idx] for op in ops]
+
+
+def run(
+    impl: str,
+    name: str,
+    operands: Operands,
+    steps: Sequence[int],
+    *,
+    reference: BucketFn,
+    foreach: BucketFn,
+    compiled: BucketFn,
+    triton: BucketFn,
+) -> None:
+    """Run one rule over every tensor: bucket by (device, param dtype, grad dtype, step), resolve ``impl`` per
+    bucket, and call that implementation with the bucket's operand lists (``operands[0]`` params, ``[1]`` grads,
+    then state lists, ``None`` for an operand the configuration does not use) and its step.
+
+    The fused implementations walk tensors as flat arrays, so non-contiguous tensors go to ``foreach``; empty ones
+    go there too (they have nothing to update and would only specialise a compiled graph).
+    """
+    params, grads = operands[0], operands[1]
+    assert params is not None and grads is not None
+    keys = [(p.device, p.dtype, g.dtype, steps[i]) for i, (p, g) in enumerate(zip(params, grads, strict=True))]
+    table = {"reference": reference, "foreach": foreach, "compiled": compiled, "triton": triton}
+    for (device, _, _, step), idx in buckets(keys).items():
+        chosen = resolve_impl(impl, device)
+        sub = _select(operands, idx)
+        if chosen in ("compiled", "triton"):
+            ok = [j for j in range(len(idx))
+                  if sub[0][j].numel() > 0 and flat_ok(*(op[j] for op in sub if op is not None))]  # type: ignore[index]
+            if len(ok) < len(idx):
+                foreach(_select(sub, [j for j in range(len(idx)) if j not in set(ok)]), step)
+            if not ok:
+                continue
+            sub = _select(sub, ok)
+        if chosen == "foreach" and device.type == "cpu":
+            for part in _cache_sized(sub[0]):  # type: ignore[arg-type]
+                foreach(_select(sub, part), step)
+            continue
+        table[chosen](sub, step)
+
+
+GROUP = 16  # tensors per compiled call: one call per GROUP tensors, the last group padded with dummies
+
+
+CPU_CHUNK = 1 << 17  # elements: a few operands of this size stay in a core's L2
+
+
+def _cache_sized(params: list[torch.Tensor]) -> list[list[int]]:
+    """Consecutive runs of tensors with at most :data:`CPU_CHUNK` elements together (a larger tensor alone).
+
+    On CPU torch runs a foreach op as a loop of per-tensor ops, so foreach over a whole model makes one pass over
+    every tensor per op and the working set falls out of cache; the per-tensor reference is faster. Running foreach
+    over cache-sized runs keeps each run's operands hot across its ops and still batches the many small tensors.
+    """
+    parts: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, p in enumerate(params):
+        n = p.numel()
+        if current and size + n > CPU_CHUNK:
+            parts.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += n
+    if current:
+        parts.append(current)
+    return parts
+
+
+def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.Tensor, foreach: BucketFn,
+                 step: int, **flags: Any) -> None:
+    """Run the per-tensor ``fn(*operands, scal, **flags)`` compiled, :data:`GROUP` tensors per call; foreach if the
+    compiler is unavailable.
+
+    One compiled graph per (rule, flags, dtypes): tensors are passed as flat non-view aliases with dynamic sizes,
+    and the last group is padded with 2-element dummies, so neither shapes, ranks nor the number of tensors
+    recompile. Grouping matters on CPU: a compiled call costs tens of microseconds of guards and wrappers, which
+    one call per tensor would pay 50-150 times a step. Step-dependent choices travel in ``scal`` as data; flags are
+    only structural switches (an operand present or not). Single-element tensors go to foreach.
+    """
+    key = name + "".join(f":{k}={v}" for k, v in sorted(flags.items()))
+    compiled = _compiled_fn(key, fn)
+    n = len(ops[0])  # type: ignore[arg-type]
+    small = [i for i in range(n) if ops[0][i].numel() <= 1]  # type: ignore[index]
+    if compiled is None or small:
+        foreach(_select(ops, range(n) if compiled is None else small), step)
+        if compiled is None:
+            return
+    big = [i for i in range(n) if i not in set(small)]
+    with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=4096):
+        for start in range(0, len(big), GROUP):
+            idx = big[start:start + GROUP]
+            lists = [None if op is None else [_flat(op[i]) for i in idx] + _dummies(op[0], GROUP - len(idx))
+                     for op in ops]
+            try:
+                compiled(*lists, scal, **flags)
+            except Exception as err:  # Inductor needs a working C++ compiler; fall back once, loudly
+                if not compile_failed(key, err):
+                    raise
+                foreach(_select(ops, big[start:]), step)
+                return
+
+
+def _dummies(like: torch.Tensor, count: int) -> list[torch.Tensor]:
+    return [torch.ones(2, dtype=like.dtype, device=like.device) for _ in range(count)]
+
+
+def _over_lists(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` applied tensor by tensor to lists of operands: what gets compiled (one graph for a whole group)."""
+    def many(*args: Any, **flags: Any) -> None:
+        *lists, scal = args
+        for i in range(len(lists[0])):
+            fn(*(None if op is None else op[i] for op in lists), scal, **flags)
+    many.__name__ = fn.__name__
+    return many
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A 1-D tensor on ``t``'s storage that is not a view (``t`` is contiguous): dynamo guards on a view's base
+    shape, so ``t.view(-1)`` would compile one graph per rank and shape; this compiles one per dtype. Writes through
+    it do not bump ``t``'s autograd version counter (an optimizer step is outside autograd anyway)."""
+    if t.ndim == 1:
+        return t
+    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(),
+                                                               (t.numel(),), (1,))
+
+
+_COMPILED: dict[str, Callable[..., Any]] = {}
+
+
+def _compiled_fn(name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    if is_compile_failed(name):
+        return None
+    if name not in _COMPILED:
+        # A fresh code object per key: dynamo keeps its cache (and recompile limit) on the code object.
+        many = _over_lists(fn)
+        clone = types.FunctionType(many.__code__.replace(co_name=f"{fn.__name__}_{len(_COMPILED)}"),
+                                   many.__globals__, fn.__name__, many.__defaults__, many.__closure__)
+        compiled = compile_or_none(name, clone)
+        if compiled is None:
+            return None
+        _COMPILED[name] = compiled
+    return _COMPILED[name]
+
+
+def scalar_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """Hyperparameters as one float64 tensor: compiled graphs take them as data, so changing them never recompiles."""
+    return torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)

@@ -1,0 +1,288 @@
+"""Every kernel implementation against the per-tensor reference (common.kernels): random shapes including empty,
+1-element and odd sizes, float32/bfloat16/float64 params, several steps, weight decay on and off.
+
+Triton runs under TRITON_INTERPRET=1 on CPU (tests/conftest.py sets it when there is no CUDA); the ``gpu`` tests
+run the real kernels on CUDA. foreach must equal the reference bit for bit on CPU (torch runs it as the same
+per-tensor ops); the fused implementations (compiled, triton) round differently (one expression, FMA), so they are
+held to a few ulp of the compute dtype.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.kernels import IMPLS, available_impls, check_impl, default_impl, dispatch, resolve_impl, using
+from common.kernels.adabelief import adabelief_step
+from common.kernels.adamw import adamw_step
+from common.kernels.mars import mars_step
+from common.kernels.radam import radam_step
+from common.kernels.sophia import hessian_ema_step, sophia_step
+from common.optim.adamw import AdamW
+from common.optim.precision import state_dtype
+
+HERE = available_impls("cpu")
+FAST = [i for i in HERE if i != "reference"]
+SHAPES = [(0,), (1,), (7,), (5, 3), (2, 0, 3), (33, 17), (2, 3, 5), (1031,)]
+DTYPES = [torch.float32, torch.bfloat16, torch.float64]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One rule in one configuration: how many state tensors, how to call it, how to initialise the state."""
+
+    n_state: int
+    call: Callable[..., None]
+    positive_last_state: bool = False  # Sophia's Hessian: a positive EMA, as after some update_hessian calls
+
+
+def _adamw(wd: float) -> Case:
+    return Case(2, lambda impl, ps, gs, s, steps: adamw_step(
+        impl, ps, gs, s[0], s[1], steps, lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=wd))
+
+
+def _radam(wd: float, sgd: bool = True, beta2: float = 0.99) -> Case:
+    return Case(2, lambda impl, ps, gs, s, steps: radam_step(
+        impl, ps, gs, s[0], s[1], steps, lr=1e-2, beta1=0.9, beta2=beta2, eps=1e-8, weight_decay=wd,
+        degenerated_to_sgd=sgd))
+
+
+def _adabelief(wd: float, decouple: bool = True, rectify: bool = True, amsgrad: bool = False,
+               fixed: bool = False, eps: float = 1e-16) -> Case:
+    return Case(3, lambda impl, ps, gs, s, steps: adabelief_step(
+        impl, ps, gs, s[0], s[1], s[2] if amsgrad else None, steps, lr=1e-2, beta1=0.9, beta2=0.99, eps=eps,
+        weight_decay=wd, weight_decouple=decouple, fixed_decay=fixed, rectify=rectify, degenerated_to_sgd=True))
+
+
+def _mars(wd: float, kind: str = "adamw", use_mars: bool = True, clip: bool = True, amsgrad: bool = False,
+          record: bool = True) -> Case:
+    return Case(4, lambda impl, ps, gs, s, steps: mars_step(
+        impl, ps, gs, s[0], s[1], s[2] if amsgrad else None, s[3], steps, lr=1e-2, beta1=0.95, beta2=0.99,
+        eps=1e-8, weight_decay=wd, gamma=0.025, mars_type=kind, clip_c=clip, use_mars=use_mars,
+        record_last_grad=record))
+
+
+def _sophia(wd: float, bs: float | None = 16.0, maximize: bool = False) -> Case:
+    return Case(2, lambda impl, ps, gs, s, steps: sophia_step(
+        impl, ps, gs, s[0], s[1], lr=1e-2, beta1=0.96, rho=0.04, weight_decay=wd, bs=bs, maximize=maximize),
+        positive_last_state=True)
+
+
+CASES: dict[str, Callable[[float], Case]] = {
+    "adamw": _adamw,
+    "radam": _radam,
+    "radam-skip-phase": lambda wd: _radam(wd, sgd=False, beta2=0.999),
+    "adabelief": _adabelief,
+    "adabelief-coupled-amsgrad": lambda wd: _adabelief(wd, decouple=False, rectify=False, amsgrad=True, eps=1e-8),
+    "adabelief-fixed-decay-amsgrad-rectify": lambda wd: _adabelief(wd, fixed=True, amsgrad=True),
+    "mars-adamw": _mars,
+    "mars-adamw-amsgrad-noclip": lambda wd: _mars(wd, clip=False, amsgrad=True),
+    "mars-lion": lambda wd: _mars(wd, kind="lion"),
+    "mars-sgd-exact": lambda wd: _mars(wd, kind="sgd", record=False),
+    "mars-1d-branch": lambda wd: _mars(wd, use_mars=False),
+    "sophiag": _sophia,
+    "sophiag-maximize": lambda wd: _sophia(wd, maximize=True),
+    "sophiah": lambda wd: _sophia(wd, bs=None),
+}
+
+
+def _run(case: Case, impl: str, dtype: torch.dtype, shapes: list[tuple[int, ...]], steps: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
+    sdt = state_dtype(dtype)
+    state = [[torch.zeros(s, dtype=sdt) for s in shapes] for _ in range(case.n_state)]
+    if case.positive_last_state:
+        for h in state[-1]:
+            h.copy_(torch.rand(h.shape, generator=gen, dtype=torch.float64) * 0.1)
+    for t in range(1, steps + 1):
+        grads = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
+        case.call(impl, params, grads, state, [t] * len(params))
+    return params, state
+
+
+def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:
+    (params, state), (ref_params, ref_state) = got, want
+    tensors = list(zip(params, ref_params, strict=True))
+    tensors += [pair for a, b in zip(state, ref_state, strict=True) for pair in zip(a, b, strict=True)]
+    for a, b in tensors:
+        if impl == "foreach":
+            assert torch.equal(a, b)
+        elif a.dtype == torch.float64:
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+        elif a.dtype == torch.bfloat16:  # one fp32 ulp apart can round to neighbouring bf16 values
+            torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-2)
+        else:
+            torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
+
+
+# compiled: every case in float32, three cases in every dtype (each configuration x dtype is a compilation of
+# several seconds; the dtype handling is shared code).
+COMPILED_ALL_DTYPES = ("adamw", "adabelief-coupled-amsgrad", "mars-adamw")
+
+
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_impl_matches_the_reference(name: str, weight_decay: float, dtype: torch.dtype, impl: str) -> None:
+    if impl == "compiled" and dtype != torch.float32 and name not in COMPILED_ALL_DTYPES:
+        pytest.skip("compiled: float32 here; other dtypes on " + ", ".join(COMPILED_ALL_DTYPES))
+    case = CASES[name](weight_decay)
+    want = _run(case, "reference", dtype, SHAPES, steps=7)
+    got = _run(case, impl, dtype, SHAPES, steps=7)
+    _assert_matches(impl, dtype, got, want)
+    assert not torch.equal(want[0][-1], _run(case, "reference", dtype, SHAPES, steps=0)[0][-1])  # it did move
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    shapes=st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3).map(tuple), min_size=1, max_size=5),
+    name=st.sampled_from(list(CASES)),
+    weight_decay=st.sampled_from([0.0, 0.05]),
+    steps=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_property_foreach_and_triton_equal_reference_on_random_shapes(shapes, name, weight_decay, steps, seed):
+    case = CASES[name](weight_decay)
+    want = _run(case, "reference", torch.float32, shapes, steps, seed)
+    for impl in [i for i in ("foreach", "triton") if i in HERE]:
+        _assert_matches(impl, torch.float32, _run(case, impl, torch.float32, shapes, steps, seed), want)
+
+
+@pytest.mark.parametrize("impl", FAST)
+def test_tensors_at_different_steps_and_non_contiguous_tensors_in_one_call(impl: str) -> None:
+    """A bucket is (device, dtypes, step): tensors at different steps take their own scalars; a transposed
+    (non-contiguous) param cannot be walked flat, so the fused implementations hand it to foreach."""
+
+    def run(which: str) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(3)
+        params = [torch.randn(6, 4, generator=g).t(), torch.randn(9, generator=g), torch.randn(9, generator=g)]
+        ms = [torch.zeros_like(p) for p in params]
+        vs = [torch.zeros_like(p) for p in params]
+        for t in range(1, 5):
+            grads = [torch.randn(p.shape, generator=g) for p in params]
+            radam_step(which, params, grads, ms, vs, [t, t, t + 10], lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-8,
+                       weight_decay=0.1, degenerated_to_sgd=True)
+        return params + ms + vs
+
+    for a, b in zip(run(impl), run("reference"), strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("square", [True, False])
+def test_hessian_ema_foreach_equals_the_loop(square: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    hs = [torch.rand(s, generator=gen) for s in SHAPES]
+    es = [torch.randn(s, generator=gen).to(torch.bfloat16) for s in SHAPES]
+    ref = [h.clone() for h in hs]
+    hessian_ema_step("reference", ref, es, beta2=0.99, square=square)
+    hessian_ema_step("foreach", hs, es, beta2=0.99, square=square)
+    assert all(torch.equal(a, b) for a, b in zip(hs, ref, strict=True))
+
+
+def test_impl_is_validated_and_auto_never_picks_what_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="impl"):
+        check_impl("fused")
+    with pytest.raises(ValueError, match="impl"):
+        AdamW([torch.zeros(2, requires_grad=True)], impl="cuda")
+    assert resolve_impl("auto", torch.device("cpu")) == "foreach"
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        resolve_impl("triton", torch.device("cpu"))
+    assert "triton" not in available_impls("cpu")
+
+
+def test_default_impl_follows_the_context_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    assert default_impl() == "auto"
+    monkeypatch.setenv(dispatch.ENV_VAR, "reference")
+    assert AdamW([torch.zeros(1, requires_grad=True)]).impl == "reference"
+    with using("foreach"):
+        assert AdamW([torch.zeros(1, requires_grad=True)]).impl == "foreach"
+    assert AdamW([torch.zeros(1, requires_grad=True)], impl="compiled").impl == "compiled"
+
+
+def test_compiled_falls_back_to_foreach_with_a_warning_when_the_compiler_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("Inductor: no working C++ compiler found")
+
+    monkeypatch.setattr(dispatch, "_COMPILED", {})
+    monkeypatch.setattr(dispatch, "_compile_failed", set())
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    case = _adamw(0.1)
+    with pytest.warns(RuntimeWarning, match="running foreach"):
+        got = _run(case, "compiled", torch.float32, SHAPES, steps=3)
+    _assert_matches("foreach", torch.float32, got, _run(case, "reference", torch.float32, SHAPES, steps=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        _run(case, "compiled", torch.float32, SHAPES, steps=1)
+
+
+@pytest.mark.parametrize("impl", HERE)
+def test_adamw_matches_torch_adamw_float64(impl: str) -> None:
+    """The yardstick's reference is torch.optim.AdamW's maths (m by mul/add instead of lerp: a few ulp)."""
+    gen = torch.Generator().manual_seed(1)
+    ours = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in [(4, 3), (5,)]]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    opt = AdamW(ours, lr=1e-2, weight_decay=0.1, impl=impl)
+    ref = torch.optim.AdamW(theirs, lr=1e-2, weight_decay=0.1, foreach=False)
+    for _ in range(5):
+        for p, q in zip(ours, theirs, strict=True):
+            p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            q.grad = p.grad.clone()
+        opt.step()
+        ref.step()
+    for p, q in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_written_with_one_impl_resumes_with_another() -> None:
+    gen = torch.Generator().manual_seed(2)
+    grads = [[torch.randn(3, 2, generator=gen)] for _ in range(6)]
+
+    def train(impls: tuple[str, str]) -> torch.Tensor:
+        p = torch.ones(3, 2, requires_grad=True)
+        opt = AdamW([p], lr=1e-2, impl=impls[0])
+        for t, (g,) in enumerate(grads):
+            if t == 3:
+                state = opt.state_dict()
+                opt = AdamW([p], lr=1e-2, impl=impls[1])
+                opt.load_state_dict(state)
+            p.grad = g.clone()
+            opt.step()
+        return p.detach()
+
+    assert torch.equal(train(("reference", "foreach")), train(("reference", "reference")))
+
+
+def test_every_impl_is_listed() -> None:
+    assert IMPLS == ("reference", "foreach", "compiled", "triton")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (runs on the device machine)")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("name", list(CASES))
+def test_cuda_triton_matches_the_cpu_reference(name: str, dtype: torch.dtype) -> None:
+    case = CASES[name](0.1)
+    want = _run(case, "reference", dtype, SHAPES, steps=7)
+    gen = torch.Generator().manual_seed(0)
+    sdt = state_dtype(dtype)
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).cuda() for s in SHAPES]
+    state = [[torch.zeros(s, dtype=sdt, device="cuda") for s in SHAPES] for _ in range(case.n_state)]
+    if case.positive_last_state:
+        for h in state[-1]:
+            h.copy_(torch.rand(h.shape, generator=gen, dtype=torch.float64) * 0.1)
+    for t in range(1, 8):
+        grads = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).cuda() for s in SHAPES]
+        case.call("auto", params, grads, state, [t] * len(params))
+    got = ([p.cpu() for p in params], [[s.cpu() for s in group] for group in state])
+    _assert_matches("triton", dtype, got, want)
