@@ -470,37 +470,6 @@ def test_params_without_grad_are_skipped() -> None:
     assert opt.state[params[0]]["step"] == 8
 
 
-def test_closure_returns_loss_and_runs_with_grad_enabled() -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(8, 3, generator=gen, dtype=torch.float64)
-    y = torch.randn(8, 1, generator=gen, dtype=torch.float64)
-    model = torch.nn.Linear(3, 1, dtype=torch.float64)
-    twin = torch.nn.Linear(3, 1, dtype=torch.float64)
-    twin.load_state_dict(model.state_dict())
-    opt = AdaBelief(model.parameters(), **{**PAPER_CIFAR, "lr": 0.1})
-    opt_twin = AdaBelief(twin.parameters(), **{**PAPER_CIFAR, "lr": 0.1})
-    weight0 = model.weight.detach().clone()
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        return loss
-
-    with torch.no_grad():  # step() must re-enable grad for the closure
-        loss = opt.step(closure)
-    opt_twin.zero_grad()
-    loss_twin = torch.nn.functional.mse_loss(twin(x), y)
-    loss_twin.backward()
-    opt_twin.step()
-
-    assert isinstance(loss, torch.Tensor) and loss.item() == loss_twin.item()
-    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
-        assert torch.equal(p, q)
-    assert not torch.equal(model.weight, weight0)  # the step did move theta
-    assert opt.step() is None
-
-
 def test_sparse_gradients_raise_a_clear_error() -> None:
     emb = torch.nn.Embedding(10, 3, sparse=True)
     opt = AdaBelief(emb.parameters())

@@ -658,35 +658,6 @@ def test_params_without_grad_are_skipped() -> None:
     assert opt.state[params[0]]["step"] == 5
 
 
-def test_closure_returns_loss_and_runs_with_grad_enabled() -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(8, 3, generator=gen, dtype=torch.float64)
-    y = torch.randn(8, 2, generator=gen, dtype=torch.float64)
-    model = torch.nn.Linear(3, 2, dtype=torch.float64)
-    twin = torch.nn.Linear(3, 2, dtype=torch.float64)
-    twin.load_state_dict(model.state_dict())
-    opt, opt_twin = MARS(model.parameters(), lr=0.1), MARS(twin.parameters(), lr=0.1)
-    weight0 = model.weight.detach().clone()
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        return loss
-
-    with torch.no_grad():  # step() must re-enable grad for the closure
-        loss = opt.step(closure)
-    opt_twin.zero_grad()
-    loss_twin = torch.nn.functional.mse_loss(twin(x), y)
-    loss_twin.backward()
-    opt_twin.step()
-    assert isinstance(loss, torch.Tensor) and loss.item() == loss_twin.item()
-    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
-        assert torch.equal(p, q)
-    assert not torch.equal(model.weight, weight0)
-    assert opt.step() is None
-
-
 def test_step_takes_only_a_closure() -> None:
     """The README's ``optimizer.step(bs=bs)`` (copied from Sophia) is a TypeError, here as in the official code."""
     with pytest.raises(TypeError):

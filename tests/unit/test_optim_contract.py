@@ -29,19 +29,29 @@ def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: range) -> 
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_closure_runs_with_grad_enabled_and_returns_the_loss(name):
-    model = _model()
-    opt = OPTIMIZERS[name](model.parameters())
+def test_closure_runs_with_grad_enabled_returns_the_loss_and_equals_a_plain_step(name):
+    model, twin = _model(), _model()
+    opt, opt_twin = OPTIMIZERS[name](model.parameters()), OPTIMIZERS[name](twin.parameters())
+    start = [p.detach().clone() for p in model.parameters()]
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = _loss(model, 0)
-        loss.backward()
-        return loss
+    for t in range(3):  # several steps: SOAP's first step only sets up its preconditioner, SPAM's first is a reset
 
-    with torch.no_grad():
-        loss = opt.step(closure)
-    assert isinstance(loss, torch.Tensor) and loss.requires_grad
+        def closure(t: int = t) -> torch.Tensor:
+            opt.zero_grad()
+            loss = _loss(model, t)
+            loss.backward()
+            return loss
+
+        with torch.no_grad():  # step() must re-enable grad for the closure
+            loss = opt.step(closure)
+        opt_twin.zero_grad()
+        loss_twin = _loss(twin, t)
+        loss_twin.backward()
+        opt_twin.step()
+        assert isinstance(loss, torch.Tensor) and loss.requires_grad and loss.item() == loss_twin.item()
+        for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert any(not torch.equal(p, p0) for p, p0 in zip(model.parameters(), start, strict=True))  # it moved
     assert opt.step() is None  # no closure: no loss
 
 
