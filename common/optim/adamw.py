@@ -63,20 +63,7 @@ class AdamW(CheckedOptimizer):
         loss = self._evaluate(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            params, grads, ms, vs, steps = [], [], [], [], []
-            for p in self._params_with_grad(group):
-                state = self.state[p]
-                if len(state) == 0:
-                    dtype = state_dtype(p.dtype)
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                grads.append(p.grad)
-                ms.append(state["exp_avg"])
-                vs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
+            params, grads, (ms, vs), steps = self._gather_moments(group, "exp_avg", "exp_avg_sq")
             if params:
                 adamw_step(self.impl, params, grads, ms, vs, steps, lr=group["lr"], beta1=beta1, beta2=beta2,
                            eps=group["eps"], weight_decay=group["weight_decay"])

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from common.kernels.dispatch import check_impl, default_impl
+from common.optim.precision import state_dtype
 from common.optim.validation import check_dense_grad
 
 
@@ -57,6 +58,27 @@ class CheckedOptimizer(torch.optim.Optimizer):
             if p.is_complex():
                 raise RuntimeError(f"{name} does not support complex parameters; use torch.view_as_real")
             yield p
+
+    def _gather_moments(self, group: dict[str, Any], *buffers: str
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], list[int]]:
+        """The group's params with a gradient, their grads, the state ``buffers`` (created as zeros in the state
+        dtype on first use) and their step counts after this step's increment: the lists a kernel takes."""
+        params, grads, steps = [], [], []
+        columns: list[list[torch.Tensor]] = [[] for _ in buffers]
+        for p in self._params_with_grad(group):
+            state = self.state[p]
+            if len(state) == 0:
+                dtype = state_dtype(p.dtype)
+                state["step"] = 0
+                for name in buffers:
+                    state[name] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            state["step"] += 1
+            params.append(p)
+            grads.append(p.grad)
+            for column, name in zip(columns, buffers, strict=True):
+                column.append(state[name])
+            steps.append(state["step"])
+        return params, grads, columns, steps
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load as torch does; then drop foreign group keys, take keys a checkpoint lacks (an official one) from

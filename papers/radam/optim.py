@@ -128,21 +128,7 @@ class RAdam(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-            for p in self._params_with_grad(group):
-                state = self.state[p]
-                if len(state) == 0:
-                    dtype = state_dtype(p.dtype)
-                    state["step"] = 0
-                    fmt = torch.preserve_format
-                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
-                state["step"] += 1
-                params.append(p)
-                grads.append(p.grad)
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
-                steps.append(state["step"])
+            params, grads, (exp_avgs, exp_avg_sqs), steps = self._gather_moments(group, "exp_avg", "exp_avg_sq")
             if params:
                 radam_step(
                     self.impl,
