@@ -4,7 +4,8 @@ pick instead (torch.optim, pytorch-optimizer, adabelief-pytorch) when they are i
 ``BYTES_PER_PARAM`` is the memory traffic of one fused step per fp32 parameter, reads plus writes, which sets the
 bandwidth bound: AdamW/RAdam/AdaBelief read p, g, m, v and write p, m, v (28 B); MARS-AdamW also reads and writes
 last_grad, and its per-tensor clip reads g and last_grad once more (44 B); MARS-Lion has no v (36 B); SophiaG reads
-p, g, m, h and writes p, m (24 B). SOAP is matrix work, not bandwidth-bound: no bound.
+p, g, m, h and writes p, m (24 B); SPAM's spike clip is elementwise (28 B); Stable-SPAM reads g twice more for
+AdaClip's max and AdaGN's norm (36 B). SOAP is matrix work, not bandwidth-bound: no bound.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from papers.mars import MARS
 from papers.radam import RAdam
 from papers.soap import SOAP
 from papers.sophia import SophiaG
+from papers.stable_spam import SPAM, StableSPAM
 
 __all__ = ["ADAMW_BYTES", "BYTES_PER_PARAM", "OPTIMIZERS", "Candidate", "alternatives", "ours", "yardstick"]
 
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 BYTES_PER_PARAM: dict[str, int | None] = {
-    "adamw": 28, "radam": 28, "adabelief": 28, "mars-adamw": 44, "mars-lion": 36, "sophiag": 24, "soap": None,
+    "adamw": 28, "radam": 28, "adabelief": 28, "mars-adamw": 44, "mars-lion": 36, "sophiag": 24, "spam": 28,
+    "stablespam": 36, "soap": None,
 }
 ADAMW_BYTES = 28
 OPTIMIZERS = tuple(BYTES_PER_PARAM)
@@ -53,6 +56,8 @@ def _ours(name: str, impl: str) -> Factory:
         "mars-adamw": lambda ps: MARS(ps, lr=3e-3, weight_decay=0.1, impl=impl),
         "mars-lion": lambda ps: MARS(ps, lr=3e-4, weight_decay=0.1, mars_type="lion", impl=impl),
         "sophiag": lambda ps: SophiaG(ps, lr=1e-4, weight_decay=0.1, bs=5120, impl=impl),
+        "spam": lambda ps: SPAM(ps, lr=1e-3, weight_decay=0.1, impl=impl),
+        "stablespam": lambda ps: StableSPAM(ps, lr=1e-3, weight_decay=0.1, total_T=10_000, impl=impl),
         "soap": lambda ps: SOAP(ps, lr=3e-3, precondition_frequency=10, impl=impl),
     }
     return makers[name]
@@ -100,6 +105,8 @@ def alternatives(name: str) -> list[Candidate]:
             "adabelief": lambda ps: po.AdaBelief(ps, lr=1e-3, weight_decay=0.1, rectify=True),
             "mars-adamw": lambda ps: po.MARS(ps, lr=3e-3, weight_decay=0.1),
             "mars-lion": lambda ps: po.MARS(ps, lr=3e-4, weight_decay=0.1, mars_type="lion"),
+            "spam": lambda ps: po.SPAM(ps, lr=1e-3, weight_decay=0.1),
+            "stablespam": lambda ps: po.StableSPAM(ps, lr=1e-3, weight_decay=0.1, t_max=10_000),
             "soap": lambda ps: po.SOAP(ps, lr=3e-3, precondition_frequency=10),
         }
         if name in po_makers:

@@ -8,11 +8,13 @@ steps, **hyperparameters)`` entry point; its Triton kernel is one module under :
     adabelief  AdaBelief (adabelief-pytorch 0.2.1)
     mars       MARS-AdamW / -Lion / -SGD and MARS's AdamW branch (MARS-Shampoo's Newton-Schulz is not elementwise)
     sophia     SophiaG / SophiaH and the Hessian EMA
+    spam       SPAM (spike clip, reset, post-reset warmup; elementwise)
+    stablespam Stable-SPAM (AdaClip's max and AdaGN's norm per tensor, then Adam)
 
-Adding a rule (e.g. SPAM): write ``common/kernels/spam.py`` with ``spam_update`` (reference), a foreach form, a fused
-per-tensor form for torch.compile and ``spam_step`` calling :func:`common.kernels.dispatch.run`; and
-``common/kernels/triton_kernels/spam.py`` with the kernel and its ``launch``. Per-tensor reductions (a max, a norm)
-take a first launch that accumulates into a small per-tensor buffer with atomics, as MARS's clip does.
+Adding a rule: write ``common/kernels/<rule>.py`` with ``<rule>_update`` (reference), a foreach form, a fused
+per-tensor form for torch.compile and ``<rule>_step`` calling :func:`common.kernels.dispatch.run`; and
+``common/kernels/triton_kernels/<rule>.py`` with the kernel and its ``launch``. Per-tensor reductions (a max, a norm)
+take a first launch that accumulates into a small per-tensor buffer with atomics, as MARS's clip and Stable-SPAM do.
 """
 
 from common.kernels.dispatch import CHOICES, IMPLS, available_impls, check_impl, default_impl, resolve_impl, using

@@ -266,7 +266,10 @@ def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.T
 
 
 def _dummies(like: torch.Tensor, count: int) -> list[torch.Tensor]:
-    return [torch.ones(2, dtype=like.dtype, device=like.device) for _ in range(count)]
+    """Padding operands: 2 elements, or 1 for a per-tensor scalar operand (0-d, e.g. Stable-SPAM's EMAs), so that
+    a dummy has the shape class of the real operands and the padded group reuses their graph."""
+    size = 1 if like.ndim == 0 else 2
+    return [torch.ones(size, dtype=like.dtype, device=like.device) for _ in range(count)]
 
 
 def _over_lists(fn: Callable[..., Any]) -> Callable[..., Any]:

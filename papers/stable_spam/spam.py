@@ -1,24 +1,23 @@
 """SPAM (Spike-Aware Adam with Momentum Reset) with the semantics of the authors' ``SPAM.py``.
 
-The maths lives once, in :func:`_single_tensor_spam` (one tensor, the readable definition); faster
-implementations go beside it behind ``impl=`` and are tested against it.
+The per-tensor rule lives once, in :mod:`common.kernels.spam` (the readable reference definition and its foreach,
+compiled and Triton implementations, chosen by ``impl=``); this module holds the counters and schedules.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.spam import spam_step
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
     check_betas,
     check_bool,
-    check_choice,
     check_eps,
     check_lr,
     check_real,
@@ -30,68 +29,9 @@ from papers.stable_spam.common_checks import (
     cosine_warmup_factor,
 )
 
-__all__ = ["IMPLS", "SPAM"]
+__all__ = ["SPAM"]
 
-IMPLS = ("reference",)
 _STATE_TENSORS = ("exp_avg", "exp_avg_sq")
-
-
-def _single_tensor_spam(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    state: dict[str, Any],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    correct_bias: bool,
-    threshold: float,
-    clip: bool,
-    reset: bool,
-    warmup: float,
-    mutate_grad: bool,
-    stats: dict[str, list[torch.Tensor]] | None = None,
-) -> None:
-    """One SPAM step on one tensor, in place (spec stable_spam.md §2.2).
-
-    ``reset`` zeroes m and v before the step (the step count is not reset, so bias correction is ~1 afterwards);
-    ``clip`` says whether spike clipping is active this step (not in the first ``grad_accu_steps`` steps of a
-    cycle); ``warmup`` is the post-reset cosine factor on the update (not on the weight decay).
-    """
-    dtype = state["exp_avg"].dtype
-    g = grad if grad.dtype == dtype else grad.to(dtype)
-    theta = param if param.dtype == dtype else param.to(dtype)
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    if reset:
-        exp_avg.zero_()
-        exp_avg_sq.zero_()
-    state["step"] += 1
-    t = state["step"]
-
-    if clip and threshold != 0:
-        bound = threshold * exp_avg_sq  # the un-corrected, pre-update v
-        mask = g**2 > bound
-        g = torch.where(mask, g.sign() * torch.sqrt(bound), g)
-        if mutate_grad:
-            grad.copy_(g)
-        if stats is not None:
-            stats["clipped"].append(mask.sum())
-    if stats is not None:
-        stats["sq_out"].append(g.square().sum())
-
-    exp_avg.mul_(beta1).add_(g, alpha=1.0 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-    denom = exp_avg_sq.sqrt().add_(eps)  # Hugging Face AdamW's eps placement
-    step_size = lr
-    if correct_bias:
-        step_size = step_size * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-    theta.addcdiv_(exp_avg, denom, value=-step_size * warmup)
-    if weight_decay > 0.0:
-        theta.add_(theta, alpha=-lr * weight_decay)  # after the update, not scaled by the warmup
-    if theta is not param:
-        param.copy_(theta)
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +92,9 @@ class SPAM(CheckedOptimizer):
             post-reset warmup never completes. Default False (N = ``warmup_steps``, as the paper).
         lr_warmup_steps: the LR schedule's warmup length; required when ``warmup_from_lr_schedule``.
         mutate_grad: write clipped values into ``p.grad`` as the official code does. Default False.
-        impl: ``"reference"``. Default ``"reference"``.
+        impl: implementation of the per-tensor rule, see :mod:`common.kernels`. Default None:
+            :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA, foreach elsewhere). A step with
+            ``track_stats`` runs foreach when compiled or triton is chosen.
         track_stats: ``self.stats`` after each step: ``grad_norm_in``, ``grad_norm_out`` (after clipping),
             ``clip_fraction``. Default False.
 
@@ -178,7 +120,7 @@ class SPAM(CheckedOptimizer):
         warmup_from_lr_schedule: bool = False,
         lr_warmup_steps: int | None = None,
         mutate_grad: bool = False,
-        impl: str = "reference",
+        impl: str | None = None,
         track_stats: bool = False,
     ) -> None:
         defaults = _validated(dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias,
@@ -190,7 +132,7 @@ class SPAM(CheckedOptimizer):
                 raise ValueError("lr_warmup_steps is required when warmup_from_lr_schedule=True")
             warmup_steps = lr_warmup_steps
         self.warmup_steps = check_nonnegative_int("warmup_steps", warmup_steps)
-        self.impl = str(check_choice("impl", impl, IMPLS))
+        self.impl = self._check_impl(impl)
         self.track_stats = check_bool("track_stats", track_stats)
         self.stats: dict[str, torch.Tensor] = {}
         super().__init__(params, defaults)
@@ -214,6 +156,7 @@ class SPAM(CheckedOptimizer):
             reset = gap is not None and (total + 1) % gap == 0
             clip = (total + 1) >= accu and (gap is None or (total + 1) % gap >= accu)
             beta1, beta2 = group["betas"]
+            params, steps = [], []
             for p in self._params_with_grad(group):
                 state = self.state[p]
                 if "step" not in state:
@@ -221,12 +164,18 @@ class SPAM(CheckedOptimizer):
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+                state["step"] += 1
+                params.append(p)
+                steps.append(state["step"])
                 if stats is not None:
                     stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
                     numel += p.numel()
-                _single_tensor_spam(
-                    p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], correct_bias=group["correct_bias"],
+            if params:
+                states = [self.state[p] for p in params]
+                spam_step(
+                    self.impl, params, [p.grad for p in params], [st["exp_avg"] for st in states],
+                    [st["exp_avg_sq"] for st in states], steps, lr=group["lr"], beta1=beta1, beta2=beta2,
+                    eps=group["eps"], weight_decay=group["weight_decay"], correct_bias=group["correct_bias"],
                     threshold=group["threshold"], clip=clip, reset=reset, warmup=warmup,
                     mutate_grad=group["mutate_grad"], stats=stats)
         total += 1

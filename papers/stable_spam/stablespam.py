@@ -1,20 +1,20 @@
 """Stable-SPAM with the semantics of the authors' released code (``semantics="official"``) or with its two reset
 bugs fixed (``semantics="fixed"``).
 
-The maths lives once, in :func:`_single_tensor_stablespam` (one tensor at a time, the readable definition, in the
-manner of torch.optim's ``_single_tensor_adamw``); faster implementations go beside it behind ``impl=`` and are
-tested against it.
+The per-tensor rule lives once, in :mod:`common.kernels.stablespam` (the readable reference definition and its
+foreach, compiled and Triton implementations, chosen by ``impl=``); this module holds the counters, the schedules and
+MoRet's bookkeeping.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
 
+from common.kernels.stablespam import stablespam_step
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
@@ -34,117 +34,11 @@ from papers.stable_spam.common_checks import (
     cosine_warmup_factor,
 )
 
-__all__ = ["IMPLS", "SEMANTICS", "StableSPAM"]
+__all__ = ["SEMANTICS", "StableSPAM"]
 
 SEMANTICS = ("official", "fixed")
-IMPLS = ("reference",)
 _STATE_TENSORS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "m_max_t", "m_norm_t", "v_norm_t")
 _FLAGS = ("amsgrad", "adaclip", "adagn", "moret", "mutate_grad")
-
-
-def _single_tensor_stablespam(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    state: dict[str, Any],
-    *,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    amsgrad: bool,
-    gamma1: float,
-    gamma2: float,
-    gamma3: float,
-    scale: float,
-    reset: bool,
-    warmup: float,
-    fixed: bool,
-    adaclip: bool,
-    adagn: bool,
-    mutate_grad: bool,
-    stats: dict[str, list[torch.Tensor]] | None = None,
-) -> None:
-    """One Stable-SPAM step on one tensor, in place (spec stable_spam.md §2.1 and §3.1).
-
-    ``scale`` is this step's cosine factor for gamma1 and beta1, ``reset`` says whether MoRet fires on this step,
-    ``warmup`` is the post-reset update factor (1 in official semantics). ``fixed`` selects the fixed semantics:
-    moments zeroed before the update at a reset, and AdaClip/AdaGN bias corrections on their own counter
-    ``norm_step``. Official semantics follow ``stablespam.py`` operation by operation, with the two Python ``if``s
-    (``mask.sum() > 0``, ``grad_norm > 0``) as ``torch.where`` (same values, no host sync). The state is held in
-    ``exp_avg.dtype``; a low-precision param is updated in that dtype and copied back.
-    """
-    dtype = state["exp_avg"].dtype
-    g = grad if grad.dtype == dtype else grad.to(dtype)
-    theta = param if param.dtype == dtype else param.to(dtype)
-
-    theta.mul_(1 - lr * weight_decay)  # decoupled decay first, unconditionally (x 1.0 is exact)
-    state["step"] += 1
-    if fixed:
-        state["norm_step"] += 1
-    t_norm = state["norm_step"] if fixed else state["step"]  # official: one counter, reset by MoRet (Bug 2)
-
-    # AdaClip: entries above the bias-corrected EMA of the tensor's max |g| are rescaled to it (sign and ratios kept)
-    if adaclip:
-        max_gradient = torch.max(g.abs())
-        m_max_t = gamma3 * state["m_max_t"] + (1 - gamma3) * max_gradient
-        m_max_hat = m_max_t / (1 - gamma3 ** t_norm)
-        mask = g.abs() > m_max_hat
-        g = torch.where(mask, g / max_gradient * m_max_hat, g)
-        state["m_max_t"] = m_max_t
-        if mutate_grad:  # the official code writes the clipped values into p.grad
-            grad.copy_(g)
-        if stats is not None:
-            stats["clipped"].append(mask.sum())
-            stats["threshold"].append(m_max_hat)
-    if stats is not None:
-        stats["sq_clipped"].append(g.square().sum())
-
-    # AdaGN: the tensor's gradient norm becomes m_hat / (sqrt(v_hat) + eps) of its norm EMAs
-    if adagn:
-        grad_norm = torch.norm(g)
-        a = gamma1 * scale
-        m_norm_t = a * state["m_norm_t"] + (1 - a) * grad_norm
-        v_norm_t = gamma2 * state["v_norm_t"] + (1 - gamma2) * grad_norm**2
-        m_norm_hat = m_norm_t / (1 - a ** t_norm)
-        v_norm_hat = v_norm_t / (1 - gamma2 ** t_norm)
-        c_norm_t = m_norm_hat / (torch.sqrt(v_norm_hat) + eps)
-        g = torch.where(grad_norm > 0, g / grad_norm * c_norm_t, g)  # a zero gradient passes unchanged
-        state["m_norm_t"], state["v_norm_t"] = m_norm_t, v_norm_t
-    if stats is not None:
-        stats["sq_out"].append(g.square().sum())
-
-    # MoRet
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    if reset:
-        if fixed:  # zero the moments this step's update reads, and restart Adam's counter
-            exp_avg.zero_()
-            exp_avg_sq.zero_()
-            if amsgrad:
-                state["max_exp_avg_sq"].zero_()
-        else:  # Bug 1: fresh zeros are stored, but this step updates and applies the old moments at t = 1
-            state["exp_avg"] = torch.zeros_like(exp_avg)
-            state["exp_avg_sq"] = torch.zeros_like(exp_avg_sq)
-        state["step"] = 1
-    t = state["step"]
-
-    beta1 = beta1 * scale  # the hidden beta1 decay (0.9 -> 0.45 over total_T with eta_min 0.5)
-    bias_correction1 = 1 - beta1**t
-    bias_correction2 = 1 - beta2**t
-    exp_avg.mul_(beta1).add_(g, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    if amsgrad:
-        max_exp_avg_sq = state["max_exp_avg_sq"]
-        torch.max(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = (max_exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
-    else:
-        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
-    step_size = lr / bias_correction1
-    if warmup != 1.0:
-        step_size = step_size * warmup
-    theta.add_(exp_avg / denom, alpha=-step_size)
-    if theta is not param:
-        param.copy_(theta)
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +114,10 @@ class StableSPAM(CheckedOptimizer):
         adaclip, adagn, moret: switch each component (ablations). Default True.
         mutate_grad: write AdaClip's clipped values into ``p.grad`` as the official code does. Default False
             (theta is unaffected; gradient-norm logging after ``step`` stays honest).
-        impl: ``"reference"`` (the per-tensor loop). Default ``"reference"``.
+        impl: implementation of the per-tensor rule, see :mod:`common.kernels` ("reference", "foreach",
+            "compiled", "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton
+            on CUDA, foreach elsewhere; foreach is bit-identical to the reference on CPU). A step with
+            ``track_stats`` runs foreach when compiled or triton is chosen.
         track_stats: after each step, ``self.stats`` holds 0-d tensors (no host sync): ``grad_norm_in`` (global
             L2 of the raw gradients), ``grad_norm_clipped`` (after AdaClip), ``grad_norm_out`` (after AdaGN),
             ``clip_fraction`` and ``threshold_mean`` (AdaClip's M_hat averaged over tensors). Default False.
@@ -257,7 +154,7 @@ class StableSPAM(CheckedOptimizer):
         adagn: bool = True,
         moret: bool = True,
         mutate_grad: bool = False,
-        impl: str = "reference",
+        impl: str | None = None,
         track_stats: bool = False,
     ) -> None:
         defaults = _validated(dict(
@@ -265,7 +162,7 @@ class StableSPAM(CheckedOptimizer):
             gamma3=gamma3, total_T=total_T, eta_min=eta_min, update_proj_gap=update_proj_gap, semantics=semantics,
             reset_warmup_steps=reset_warmup_steps, adaclip=adaclip, adagn=adagn, moret=moret,
             mutate_grad=mutate_grad))
-        self.impl = str(check_choice("impl", impl, IMPLS))
+        self.impl = self._check_impl(impl)
         self.track_stats = check_bool("track_stats", track_stats)
         self.stats: dict[str, torch.Tensor] = {}
         super().__init__(params, defaults)
@@ -291,21 +188,40 @@ class StableSPAM(CheckedOptimizer):
                 warmup = cosine_warmup_factor(n % gap, group["reset_warmup_steps"])
             beta1, beta2 = group["betas"]
             gamma1 = beta1 if group["gamma1"] == -1 else group["gamma1"]
+            params, steps = [], []
             for p in self._params_with_grad(group):
                 if p.numel() == 0:  # nothing to update; AdaClip's max() of an empty tensor is undefined
                     continue
                 state = self.state[p]
                 if "step" not in state:
                     self._init_state(p, state, group, fixed)
+                state["step"] += 1
+                if fixed:
+                    state["norm_step"] += 1
+                t_norm = state["norm_step"] if fixed else state["step"]  # official: reset by MoRet (Bug 2)
+                if reset:
+                    state["step"] = 1
+                params.append(p)
+                steps.append((state["step"], t_norm))
                 if stats is not None:
                     stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
                     numel += p.numel()
-                _single_tensor_stablespam(
-                    p, p.grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], amsgrad=group["amsgrad"], gamma1=gamma1,
-                    gamma2=group["gamma2"], gamma3=group["gamma3"], scale=scale, reset=reset, warmup=warmup,
-                    fixed=fixed, adaclip=group["adaclip"], adagn=group["adagn"], mutate_grad=group["mutate_grad"],
-                    stats=stats)
+            if not params:
+                continue
+            states = [self.state[p] for p in params]
+            stablespam_step(
+                self.impl, params, [p.grad for p in params], *(
+                    [st[key] for st in states] for key in ("exp_avg", "exp_avg_sq")),
+                [st["max_exp_avg_sq"] for st in states] if group["amsgrad"] else None,
+                *([st[key] for st in states] for key in ("m_max_t", "m_norm_t", "v_norm_t")), steps,
+                lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                gamma1=gamma1, gamma2=group["gamma2"], gamma3=group["gamma3"], scale=scale, warmup=warmup,
+                adaclip=group["adaclip"], adagn=group["adagn"], zero_moments=reset and fixed,
+                mutate_grad=group["mutate_grad"], stats=stats)
+            if reset and not fixed:  # Bug 1: this step used the old moments; the fresh zeros are stored after it
+                for st in states:
+                    st["exp_avg"] = torch.zeros_like(st["exp_avg"])
+                    st["exp_avg_sq"] = torch.zeros_like(st["exp_avg_sq"])
         if stats is not None and stats["sq_in"]:
             total = {k: torch.stack(vs).double().sum() if vs else torch.zeros((), dtype=torch.float64)
                      for k, vs in stats.items()}

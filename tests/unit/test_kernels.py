@@ -24,6 +24,8 @@ from common.kernels.adamw import adamw_step
 from common.kernels.mars import mars_step
 from common.kernels.radam import radam_step
 from common.kernels.sophia import hessian_ema_step, sophia_step
+from common.kernels.spam import spam_step
+from common.kernels.stablespam import stablespam_step
 from common.optim.adamw import AdamW
 from common.optim.precision import state_dtype
 
@@ -40,6 +42,7 @@ class Case:
     n_state: int
     call: Callable[..., None]
     positive_last_state: bool = False  # Sophia's Hessian: a positive EMA, as after some update_hessian calls
+    n_scalar_state: int = 0  # per-tensor 0-d state after the full-size ones (Stable-SPAM's EMAs)
 
 
 def _adamw(wd: float) -> Case:
@@ -74,6 +77,32 @@ def _sophia(wd: float, bs: float | None = 16.0, maximize: bool = False) -> Case:
         positive_last_state=True)
 
 
+def _spam(wd: float, reset_at: int = 4, mutate: bool = False) -> Case:
+    """A reset at ``reset_at`` with a warmup factor after it; spike clipping (threshold 2: many entries spike) on
+    except on the first step and on the two steps from the reset (as grad_accu_steps does: with v = 0 every entry
+    would be clipped to 0)."""
+    return Case(2, lambda impl, ps, gs, s, steps: spam_step(
+        impl, ps, gs, s[0], s[1], steps, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=wd,
+        correct_bias=True, threshold=2.0, clip=steps[0] >= 2 and not reset_at <= steps[0] < reset_at + 2,
+        reset=steps[0] == reset_at,
+        warmup=0.3 if steps[0] >= reset_at else 1.0, mutate_grad=mutate))
+
+
+def _stablespam(wd: float, clip: bool = True, gn: bool = True, amsgrad: bool = False, zero_at: int = 0,
+                mutate: bool = False) -> Case:
+    """Stable-SPAM's rule; ``zero_at`` is the fixed semantics' reset step (t restarts there), 0 for none."""
+
+    def call(impl, ps, gs, s, steps):
+        t = steps[0]
+        t_adam = t - zero_at + 1 if zero_at and t >= zero_at else t
+        stablespam_step(impl, ps, gs, s[0], s[1], s[2] if amsgrad else None, s[3], s[4], s[5],
+                        [(t_adam, t)] * len(ps), lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=wd,
+                        gamma1=0.7, gamma2=0.9, gamma3=0.999, scale=0.8, warmup=0.5 if zero_at else 1.0,
+                        adaclip=clip, adagn=gn, zero_moments=t == zero_at, mutate_grad=mutate)
+
+    return Case(3, call, n_scalar_state=3)
+
+
 CASES: dict[str, Callable[[float], Case]] = {
     "adamw": _adamw,
     "radam": _radam,
@@ -89,6 +118,13 @@ CASES: dict[str, Callable[[float], Case]] = {
     "sophiag": _sophia,
     "sophiag-maximize": lambda wd: _sophia(wd, maximize=True),
     "sophiah": lambda wd: _sophia(wd, bs=None),
+    "spam": _spam,
+    "spam-mutate-grad": lambda wd: _spam(wd, reset_at=3, mutate=True),
+    "stablespam": _stablespam,
+    "stablespam-fixed-reset-amsgrad": lambda wd: _stablespam(wd, amsgrad=True, zero_at=4),
+    "stablespam-adaclip-only-mutate": lambda wd: _stablespam(wd, gn=False, mutate=True),
+    "stablespam-adagn-only": lambda wd: _stablespam(wd, clip=False),
+    "stablespam-plain-adam": lambda wd: _stablespam(wd, clip=False, gn=False),
 }
 
 
@@ -97,13 +133,16 @@ def _run(case: Case, impl: str, dtype: torch.dtype, shapes: list[tuple[int, ...]
     params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
     sdt = state_dtype(dtype)
     state = [[torch.zeros(s, dtype=sdt) for s in shapes] for _ in range(case.n_state)]
+    state += [[torch.zeros((), dtype=sdt) for _ in shapes] for _ in range(case.n_scalar_state)]
     if case.positive_last_state:
         for h in state[-1]:
             h.copy_(torch.rand(h.shape, generator=gen, dtype=torch.float64) * 0.1)
     for t in range(1, steps + 1):
-        grads = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
+        # every other step 4x larger, so that spike clipping and AdaClip have entries to clip
+        grads = [(torch.randn(s, generator=gen, dtype=torch.float64) * (4.0 if t % 2 else 1.0)).to(dtype)
+                 for s in shapes]
         case.call(impl, params, grads, state, [t] * len(params))
-    return params, state
+    return params, (state + [grads] if steps else state)  # the grads too: mutate_grad writes the clipped ones
 
 
 def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:

@@ -1,0 +1,304 @@
+"""Stable-SPAM's update rule (TianjinYellow/StableSPAM 6a66da1, ``stablespam.py``) in every implementation.
+
+:func:`stablespam_update` is the readable per-tensor definition; :func:`stablespam_step` runs a list of tensors with
+the implementation ``impl`` names (see :mod:`common.kernels.dispatch`).
+
+Two per-tensor reductions come before the elementwise Adam step: AdaClip's max |g| and AdaGN's norm of the clipped
+gradient, each feeding a scalar EMA held per tensor (0-d state tensors). foreach takes them with
+``torch._foreach_max``/``_foreach_norm`` and keeps the scalar EMAs of a bucket as one vector; compiled reduces
+inside each tensor's graph; Triton takes them with atomics into per-tensor buffers, then one small launch updates
+the scalar EMAs, so no implementation syncs with the host.
+
+MoRet's reset is split between this rule and the optimizer: ``zero_moments`` (fixed semantics) zeroes m, v and
+amsgrad's max before the update; the official semantics' fresh zeros (stored after this step's update) are the
+optimizer's job, as is every counter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from common.kernels.dispatch import Operands, run, run_compiled, scalar_tensor
+
+__all__ = ["Steps", "stablespam_step", "stablespam_update"]
+
+Steps = tuple[int, int]  # (t of Adam's bias correction, t of AdaClip's and AdaGN's bias corrections)
+
+
+def stablespam_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    max_exp_avg_sq: torch.Tensor | None,
+    m_max_t: torch.Tensor,
+    m_norm_t: torch.Tensor,
+    v_norm_t: torch.Tensor,
+    steps: Steps,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    gamma1: float,
+    gamma2: float,
+    gamma3: float,
+    scale: float,
+    warmup: float,
+    adaclip: bool,
+    adagn: bool,
+    zero_moments: bool,
+    mutate_grad: bool,
+    stats: dict[str, list[torch.Tensor]] | None = None,
+) -> None:
+    """One Stable-SPAM step on one tensor, in place (spec stable_spam.md §2.1 and §3.1); the definition every
+    variant must match.
+
+    ``steps`` = (t, t_norm): t for Adam's bias correction (1 on a reset step), t_norm for AdaClip's and AdaGN's
+    (official semantics: the same counter before its reset; fixed: a counter that never resets). ``scale`` is this
+    step's cosine factor for gamma1 and beta1, ``warmup`` the post-reset update factor. The scalar EMAs
+    (``m_max_t``, ``m_norm_t``, ``v_norm_t``, 0-d) are updated in place. The official code's two Python ``if``s
+    (``mask.sum() > 0``, ``grad_norm > 0``) are ``torch.where`` (same values, no host sync). The state is held in
+    ``exp_avg.dtype``; a low-precision ``param`` is updated in that dtype and copied back.
+    """
+    t, t_norm = steps
+    dtype = exp_avg.dtype
+    g = grad if grad.dtype == dtype else grad.to(dtype)
+    theta = param if param.dtype == dtype else param.to(dtype)
+
+    theta.mul_(1 - lr * weight_decay)  # decoupled decay first, unconditionally (x 1.0 is exact)
+
+    # AdaClip: entries above the bias-corrected EMA of the tensor's max |g| are rescaled to it (sign and ratios kept)
+    if adaclip:
+        max_gradient = torch.max(g.abs())
+        new_max = gamma3 * m_max_t + (1 - gamma3) * max_gradient
+        m_max_hat = new_max / (1 - gamma3 ** t_norm)
+        mask = g.abs() > m_max_hat
+        g = torch.where(mask, g / max_gradient * m_max_hat, g)
+        m_max_t.copy_(new_max)
+        if mutate_grad:  # the official code writes the clipped values into p.grad
+            grad.copy_(g)
+        if stats is not None:
+            stats["clipped"].append(mask.sum())
+            stats["threshold"].append(m_max_hat)
+    if stats is not None:
+        stats["sq_clipped"].append(g.square().sum())
+
+    # AdaGN: the tensor's gradient norm becomes m_hat / (sqrt(v_hat) + eps) of its norm EMAs
+    if adagn:
+        grad_norm = torch.norm(g)
+        a = gamma1 * scale
+        new_m = a * m_norm_t + (1 - a) * grad_norm
+        new_v = gamma2 * v_norm_t + (1 - gamma2) * grad_norm**2
+        m_norm_hat = new_m / (1 - a ** t_norm)
+        v_norm_hat = new_v / (1 - gamma2 ** t_norm)
+        c_norm_t = m_norm_hat / (torch.sqrt(v_norm_hat) + eps)
+        g = torch.where(grad_norm > 0, g / grad_norm * c_norm_t, g)  # a zero gradient passes unchanged
+        m_norm_t.copy_(new_m)
+        v_norm_t.copy_(new_v)
+    if stats is not None:
+        stats["sq_out"].append(g.square().sum())
+
+    if zero_moments:
+        exp_avg.zero_()
+        exp_avg_sq.zero_()
+        if max_exp_avg_sq is not None:
+            max_exp_avg_sq.zero_()
+
+    beta1 = beta1 * scale  # the hidden beta1 decay (0.9 -> 0.45 over total_T with eta_min 0.5)
+    bias_correction1 = 1 - beta1**t
+    bias_correction2 = 1 - beta2**t
+    exp_avg.mul_(beta1).add_(g, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    s = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        torch.max(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        s = max_exp_avg_sq
+    denom = (s.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+    step_size = lr / bias_correction1
+    if warmup != 1.0:
+        step_size = step_size * warmup
+    theta.add_(exp_avg / denom, alpha=-step_size)
+    if theta is not param:
+        param.copy_(theta)
+
+
+# Indices into the per-bucket scalar vector of :func:`_plan`.
+DECAY, G3, G3C, G3BC, A, AC, ABC, G2, G2C, G2BC, EPS, B1, B1C, B2, B2C, SQRT_BC2, STEP = range(17)
+
+
+def _plan(steps: Steps, *, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, gamma1: float,
+          gamma2: float, gamma3: float, scale: float, warmup: float) -> list[float]:
+    """The step's scalars, computed as the reference computes them (index names above)."""
+    t, t_norm = steps
+    a = gamma1 * scale
+    b1 = beta1 * scale
+    step_size = lr / (1 - b1**t)
+    if warmup != 1.0:
+        step_size = step_size * warmup
+    return [1 - lr * weight_decay, gamma3, 1 - gamma3, 1 - gamma3**t_norm, a, 1 - a, 1 - a**t_norm,
+            gamma2, 1 - gamma2, 1 - gamma2**t_norm, eps, b1, 1 - b1, beta2, 1 - beta2,
+            math.sqrt(1 - beta2**t), -step_size]
+
+
+def _foreach(ops: Operands, steps: Steps, *, adaclip: bool, adagn: bool, zero_moments: bool, mutate_grad: bool,
+             stats: dict[str, list[torch.Tensor]] | None, hp: dict[str, Any]) -> None:
+    """Multi-tensor form, bit-identical to the reference on CPU: the scalar EMAs of the bucket are one vector
+    (elementwise float ops give the same bits on a vector as on 0-d tensors)."""
+    params, grads, ms, vs, vmax, m_maxs, m_norms, v_norms = ops
+    c = _plan(steps, **hp)
+    compute = ms[0].dtype  # type: ignore[index]
+    gs = [g if g.dtype == compute else g.to(compute) for g in grads]  # type: ignore[union-attr]
+    thetas = [p if p.dtype == compute else p.to(compute) for p in params]  # type: ignore[union-attr]
+    torch._foreach_mul_(thetas, c[DECAY])
+    if adaclip:
+        absg = torch._foreach_abs(gs)
+        maxes = torch._foreach_max(absg)
+        max_vec = torch.stack(maxes)
+        new_max = c[G3] * torch.stack(m_maxs) + c[G3C] * max_vec  # type: ignore[arg-type]
+        hats = (new_max / c[G3BC]).unbind()
+        masks = [x > h for x, h in zip(absg, hats, strict=True)]
+        gs = [torch.where(k, g / mx * h, g) for k, g, mx, h in zip(masks, gs, maxes, hats, strict=True)]
+        torch._foreach_copy_(m_maxs, new_max.unbind())  # type: ignore[arg-type]
+        if mutate_grad:
+            torch._foreach_copy_(grads, gs)  # type: ignore[arg-type]
+        if stats is not None:
+            stats["clipped"].extend(k.sum() for k in masks)
+            stats["threshold"].extend(hats)
+    if stats is not None:
+        stats["sq_clipped"].extend(g.square().sum() for g in gs)
+    if adagn:
+        norms = torch.stack(torch._foreach_norm(gs))
+        new_m = c[A] * torch.stack(m_norms) + c[AC] * norms  # type: ignore[arg-type]
+        new_v = c[G2] * torch.stack(v_norms) + c[G2C] * norms**2  # type: ignore[arg-type]
+        factors = ((new_m / c[ABC]) / (torch.sqrt(new_v / c[G2BC]) + c[EPS])).unbind()
+        gs = [torch.where(n > 0, g / n * f, g) for g, n, f in zip(gs, norms.unbind(), factors, strict=True)]
+        torch._foreach_copy_(m_norms, new_m.unbind())  # type: ignore[arg-type]
+        torch._foreach_copy_(v_norms, new_v.unbind())  # type: ignore[arg-type]
+    if stats is not None:
+        stats["sq_out"].extend(g.square().sum() for g in gs)
+    if zero_moments:
+        for buffers in (ms, vs, vmax):
+            if buffers is not None:
+                torch._foreach_zero_(buffers)
+    torch._foreach_mul_(ms, c[B1])  # type: ignore[arg-type]
+    torch._foreach_add_(ms, gs, alpha=c[B1C])  # type: ignore[arg-type]
+    torch._foreach_mul_(vs, c[B2])  # type: ignore[arg-type]
+    torch._foreach_addcmul_(vs, gs, gs, value=c[B2C])  # type: ignore[arg-type]
+    s = vs
+    if vmax is not None:
+        torch._foreach_maximum_(vmax, vs)  # type: ignore[arg-type]
+        s = vmax
+    denom = torch._foreach_sqrt(s)  # type: ignore[arg-type]
+    torch._foreach_div_(denom, c[SQRT_BC2])
+    torch._foreach_add_(denom, c[EPS])
+    torch._foreach_add_(thetas, torch._foreach_div(ms, denom), alpha=c[STEP])  # type: ignore[arg-type]
+    if thetas[0] is not params[0]:  # type: ignore[index]
+        torch._foreach_copy_(params, thetas)  # type: ignore[arg-type]
+
+
+def _fused(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, vmax: torch.Tensor | None,
+           m_max: torch.Tensor, m_norm: torch.Tensor, v_norm: torch.Tensor, c: torch.Tensor, *, adaclip: bool,
+           adagn: bool, zero_moments: bool, mutate_grad: bool) -> None:
+    """One flat tensor (the scalar EMAs as 1-element tensors), for torch.compile; ``c`` as :func:`_plan`."""
+    theta = p.to(m.dtype) * c[DECAY]
+    gc = g.to(m.dtype)
+    if adaclip:
+        mx = gc.abs().max()
+        new_max = c[G3] * m_max + c[G3C] * mx
+        hat = new_max / c[G3BC]
+        gc = torch.where(gc.abs() > hat, gc / mx * hat, gc)
+        m_max.copy_(new_max)
+        if mutate_grad:
+            g.copy_(gc)
+    if adagn:
+        n = torch.linalg.vector_norm(gc)
+        new_m = c[A] * m_norm + c[AC] * n
+        new_v = c[G2] * v_norm + c[G2C] * n * n
+        factor = (new_m / c[ABC]) / (torch.sqrt(new_v / c[G2BC]) + c[EPS])
+        gc = torch.where(n > 0, gc / n * factor, gc)
+        m_norm.copy_(new_m)
+        v_norm.copy_(new_v)
+    m0 = torch.zeros_like(m) if zero_moments else m
+    v0 = torch.zeros_like(v) if zero_moments else v
+    m_new = m0 * c[B1] + c[B1C] * gc
+    v_new = v0 * c[B2] + c[B2C] * gc * gc
+    m.copy_(m_new)
+    v.copy_(v_new)
+    s = v_new
+    if vmax is not None:
+        s = torch.maximum(torch.zeros_like(vmax) if zero_moments else vmax, v_new)
+        vmax.copy_(s)
+    p.copy_(theta + c[STEP] * (m_new / (s.sqrt() / c[SQRT_BC2] + c[EPS])))
+
+
+def stablespam_step(
+    impl: str,
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    exp_avgs: Sequence[torch.Tensor],
+    exp_avg_sqs: Sequence[torch.Tensor],
+    max_exp_avg_sqs: Sequence[torch.Tensor] | None,
+    m_max_ts: Sequence[torch.Tensor],
+    m_norm_ts: Sequence[torch.Tensor],
+    v_norm_ts: Sequence[torch.Tensor],
+    steps: Sequence[Steps],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    gamma1: float,
+    gamma2: float,
+    gamma3: float,
+    scale: float,
+    warmup: float,
+    adaclip: bool,
+    adagn: bool,
+    zero_moments: bool,
+    mutate_grad: bool,
+    stats: dict[str, list[torch.Tensor]] | None = None,
+) -> None:
+    """Stable-SPAM steps on many tensors with implementation ``impl`` (``max_exp_avg_sqs`` iff amsgrad).
+
+    Empty tensors are skipped: they have nothing to update and AdaClip's max over them is undefined. ``stats``
+    (the optimizer's ``track_stats``) is collected by the reference and foreach; the fused implementations hand a
+    step that needs it to foreach.
+    """
+    hp = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, gamma1=gamma1, gamma2=gamma2,
+              gamma3=gamma3, scale=scale, warmup=warmup)
+    flags = dict(adaclip=adaclip, adagn=adagn, zero_moments=zero_moments, mutate_grad=mutate_grad)
+
+    def reference(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
+        p, g, m, v, vmax, mm, mn, vn = ops
+        for i in range(len(p)):  # type: ignore[arg-type]
+            stablespam_update(p[i], g[i], m[i], v[i], None if vmax is None else vmax[i], mm[i], mn[i],  # type: ignore
+                              vn[i], step, stats=stats, **flags, **hp)  # type: ignore[index, arg-type]
+
+    def foreach(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
+        _foreach(ops, step, stats=stats, hp=hp, **flags)
+
+    def compiled(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
+        if stats is not None:
+            return foreach(ops, step)
+        c = scalar_tensor(_plan(step, **hp), ops[0][0].device)  # type: ignore[index]
+        run_compiled("stablespam", _fused, ops, c, foreach, step, **flags)  # type: ignore[arg-type]
+
+    def triton(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
+        if stats is not None:
+            return foreach(ops, step)
+        from common.kernels.triton_kernels.stablespam import launch
+
+        launch(ops, scalar_tensor(_plan(step, **hp), ops[0][0].device), **flags)  # type: ignore[index]
+
+    keep = [i for i, p in enumerate(params) if p.numel() > 0]
+    lists = [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, m_max_ts, m_norm_ts, v_norm_ts]
+    operands = [None if op is None else [op[i] for i in keep] for op in lists]
+    run(impl, "stablespam", operands, [steps[i] for i in keep], reference=reference, foreach=foreach,  # type: ignore
+        compiled=compiled, triton=triton)  # type: ignore[arg-type]
