@@ -7,17 +7,14 @@ import triton
 import triton.language as tl
 
 from common.kernels.dispatch import Operands
-from common.kernels.triton_kernels.launch import BLOCK, operand, tables, tl_dtype, to_param
+from common.kernels.triton_kernels.launch import BLOCK, block_of, operand, tables, tl_dtype, to_param
 
 
 @triton.jit
 def _kernel(ptrs, n, numels, tensor_of, starts, c,
             P: tl.constexpr, G: tl.constexpr, S: tl.constexpr, HAS_MAX: tl.constexpr, USE_MAX: tl.constexpr,
             BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     p_ptr = operand(ptrs, n, 0, t, P)
     m_ptr = operand(ptrs, n, 2, t, S)
     s_ptr = operand(ptrs, n, 3, t, S)

@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["BLOCK", "Tables", "operand", "scalars", "tables", "tl_dtype"]
+__all__ = ["BLOCK", "Tables", "block_of", "operand", "scalars", "tables", "tl_dtype"]
 
 BLOCK = 2048
 _CACHE: OrderedDict[tuple, Tables] = OrderedDict()
@@ -71,6 +71,15 @@ def tables(operands: Sequence[Sequence[torch.Tensor]], block: int = BLOCK) -> Ta
 def scalars(values: Sequence[float], device: torch.device) -> torch.Tensor:
     """The hyperparameters of one launch as a float64 tensor on ``device``."""
     return torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+
+
+@triton.jit
+def block_of(tensor_of, starts, numels, BLOCK: tl.constexpr):
+    """This program's tensor ``t``, its element offsets and their in-bounds mask, from the bucket's block table."""
+    b = tl.program_id(0)
+    t = tl.load(tensor_of + b)
+    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
+    return t, offs, offs < tl.load(numels + t)
 
 
 @triton.jit

@@ -8,7 +8,7 @@ import triton
 import triton.language as tl
 
 from common.kernels.dispatch import Operands
-from common.kernels.triton_kernels.launch import BLOCK, operand, tables, tl_dtype, to_param
+from common.kernels.triton_kernels.launch import BLOCK, block_of, operand, tables, tl_dtype, to_param
 
 # Operand order in the pointer table.
 _P, _G, _M, _V, _LAST, _VMAX = 0, 1, 2, 3, 4, 5
@@ -28,10 +28,7 @@ def _correction(ptrs, n, t, offs, mask, s, G: tl.constexpr, S: tl.constexpr, COR
 @triton.jit
 def _norm_kernel(ptrs, n, numels, tensor_of, starts, s, sumsq,
                  G: tl.constexpr, S: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     _, c = _correction(ptrs, n, t, offs, mask, s, G, S, True)
     c = tl.where(mask, c, 0.0)
     tl.atomic_add(sumsq + t, tl.sum(c * c, axis=0))
@@ -41,10 +38,7 @@ def _norm_kernel(ptrs, n, numels, tensor_of, starts, s, sumsq,
 def _kernel(ptrs, n, numels, tensor_of, starts, s, sumsq,
             P: tl.constexpr, G: tl.constexpr, S: tl.constexpr, KIND: tl.constexpr, CORRECT: tl.constexpr,
             CLIP: tl.constexpr, RECORD: tl.constexpr, HAS_MAX: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     p_ptr = operand(ptrs, n, 0, t, P)
     m_ptr = operand(ptrs, n, 2, t, S)
     g, c = _correction(ptrs, n, t, offs, mask, s, G, S, CORRECT)

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from common.kernels import stablespam as rule
 from common.kernels.dispatch import Operands
-from common.kernels.triton_kernels.launch import BLOCK, operand, tables, tl_dtype, to_param
+from common.kernels.triton_kernels.launch import BLOCK, block_of, operand, tables, tl_dtype, to_param
 
 # Operand order in the pointer table.
 _P, _G, _M, _V, _MMAX, _MNORM, _VNORM, _VMAX = range(8)
@@ -35,10 +35,7 @@ def _c(c, i: tl.constexpr, S: tl.constexpr):
 @triton.jit
 def _max_kernel(ptrs, n, numels, tensor_of, starts, maxbits,
                 G: tl.constexpr, S: tl.constexpr, BITS: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     g = tl.load(operand(ptrs, n, 1, t, G) + offs, mask=mask, other=0.0).to(S)
     block_max = tl.max(tl.where(mask, tl.abs(g), 0.0), axis=0)
     tl.atomic_max(maxbits + t, block_max.to(BITS, bitcast=True))
@@ -53,10 +50,7 @@ def _clipped(g, mx, hat):
 @triton.jit
 def _norm_kernel(ptrs, n, numels, tensor_of, starts, c, maxbits, sumsq,
                  G: tl.constexpr, S: tl.constexpr, CLIP: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     g = tl.load(operand(ptrs, n, 1, t, G) + offs, mask=mask, other=0.0).to(S)
     if CLIP:
         mx = tl.load(maxbits + t).to(S, bitcast=True)
@@ -94,10 +88,7 @@ def _scalar_kernel(ptrs, n, c, maxbits, sumsq, out,
 def _update_kernel(ptrs, n, numels, tensor_of, starts, c, maxbits, out,
                    P: tl.constexpr, G: tl.constexpr, S: tl.constexpr, CLIP: tl.constexpr, GN: tl.constexpr,
                    ZERO: tl.constexpr, AMS: tl.constexpr, MUTATE: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    t = tl.load(tensor_of + b)
-    offs = tl.load(starts + b) + tl.arange(0, BLOCK)
-    mask = offs < tl.load(numels + t)
+    t, offs, mask = block_of(tensor_of, starts, numels, BLOCK)
     p_ptr = operand(ptrs, n, 0, t, P)
     g_ptr = operand(ptrs, n, 1, t, G)
     m_ptr = operand(ptrs, n, 2, t, S)
