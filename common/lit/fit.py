@@ -65,7 +65,7 @@ class FitResult:
 
 
 @contextmanager
-def _quiet_lightning() -> Iterator[None]:
+def quiet_lightning() -> Iterator[None]:
     """Silence Lightning's INFO banners (GPU available, tips, "max_steps reached") during a fit.
 
     Also hides one upstream FutureWarning (Lightning 2.6's use of torch's deprecated ``LeafSpec``), which
@@ -183,7 +183,7 @@ def fit(
     }
     settings.update(kwargs)
 
-    with _quiet_lightning():
+    with quiet_lightning():
         trainer = pl.Trainer(**settings)
         t0 = time.perf_counter()
         broke: str | None = None

@@ -11,16 +11,13 @@ from torch.optim.optimizer import ParamsT
 from common.kernels.adamw import adamw_step
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
-from common.optim.validation import check_betas, check_eps, check_lr, check_weight_decay
+from common.optim.validation import ADAM_CHECKS, validate_group
 
 __all__ = ["AdamW"]
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr, "betas": check_betas, "eps": check_eps, "weight_decay": check_weight_decay,
-    }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, ADAM_CHECKS)
 
 
 class AdamW(CheckedOptimizer):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -71,3 +72,21 @@ def check_dense_grad(grad: torch.Tensor, optimizer_name: str) -> None:
     if grad.is_sparse:
         raise RuntimeError(f"{optimizer_name} does not support sparse gradients; use a dense embedding "
                            "(sparse=False) or torch.optim.SparseAdam")
+
+
+Check = Callable[[Any], Any]
+
+# The four Adam-family hyperparameters, checked alike by every optimizer that takes them.
+ADAM_CHECKS: Mapping[str, Check] = {
+    "lr": check_lr, "betas": check_betas, "eps": check_eps, "weight_decay": check_weight_decay,
+}
+
+
+def bool_checks(*names: str) -> dict[str, Check]:
+    """A bool check for each named flag."""
+    return {name: (lambda v, name=name: check_bool(name, v)) for name in names}
+
+
+def validate_group(group: Mapping[str, Any], checks: Mapping[str, Check]) -> dict[str, Any]:
+    """``group`` with every hyperparameter that has a check checked (and normalised); others pass unchanged."""
+    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}

@@ -17,11 +17,10 @@ from common.kernels.adabelief import adabelief_update as _adabelief_update  # no
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
-    check_betas,
-    check_bool,
-    check_eps,
-    check_lr,
-    check_weight_decay,
+    ADAM_CHECKS,
+    Check,
+    bool_checks,
+    validate_group,
 )
 
 __all__ = ["PACKAGE_DEFAULT", "PAPER_CIFAR", "AdaBelief"]
@@ -58,14 +57,11 @@ _FLAGS = ("amsgrad", "weight_decouple", "fixed_decay", "rectify", "degenerated_t
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
-        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
+        **bool_checks(*_FLAGS),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class AdaBelief(CheckedOptimizer):

@@ -17,15 +17,15 @@ from common.kernels.mars import mars_update as _mars_update
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
+    ADAM_CHECKS,
+    Check,
+    bool_checks,
     check_beta,
-    check_betas,
-    check_bool,
     check_choice,
     check_dense_grad,
-    check_eps,
     check_lr,
     check_real,
-    check_weight_decay,
+    validate_group,
 )
 
 __all__ = ["MARS", "MARS_TYPES"]
@@ -58,19 +58,16 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
     if "lr_1d" in group:
         raise ValueError("lr_1d is a constructor argument; a param group sets lr_1d_factor instead "
                          "(its 1-D learning rate is lr * lr_1d_factor)")
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
         "gamma": lambda v: check_real("gamma", v, low=0.0),
         "mars_type": _check_mars_type,
         "lr_1d_factor": lambda v: check_real("lr_1d_factor", v, low=0.0),
         "betas_1d": _check_betas_1d,
         "weight_decay_1d": lambda v: check_real("weight_decay_1d", v, low=0.0),
-        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+        **bool_checks(*_FLAGS),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class MARS(CheckedOptimizer):

@@ -18,25 +18,21 @@ from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
 from common.optim.validation import (
-    check_betas,
+    ADAM_CHECKS,
+    Check,
     check_bool,
-    check_eps,
-    check_lr,
-    check_weight_decay,
+    validate_group,
 )
 
 __all__ = ["RHO_THRESHOLD", "RAdam", "rectifier", "rho_t"]
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
         "degenerated_to_sgd": lambda v: check_bool("degenerated_to_sgd", v),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class RAdam(CheckedOptimizer):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
-from common.lit.fit import _quiet_lightning
+from common.lit.fit import quiet_lightning
 from common.models.mlp import mlp
 from papers.rl_variance.envs.nchain import NChain, chain_step
 from papers.rl_variance.optim import ASGLD
@@ -352,7 +352,7 @@ class DQNModule(pl.LightningModule):
 def fit_dqn(cfg: Any, seeds: list[int], env_steps: int, eval_every: int) -> DQNAgent:
     """len(seeds) runs through Lightning (CPU, no logger or checkpoints: the record keeps the curves)."""
     module = DQNModule(cfg, seeds, env_steps, eval_every)
-    with warnings.catch_warnings(), _quiet_lightning():
+    with warnings.catch_warnings(), quiet_lightning():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*")

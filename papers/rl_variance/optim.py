@@ -11,7 +11,13 @@ from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
-from common.optim.validation import check_betas, check_bool, check_eps, check_lr, check_real, check_weight_decay
+from common.optim.validation import (
+    ADAM_CHECKS,
+    Check,
+    check_bool,
+    check_real,
+    validate_group,
+)
 
 __all__ = ["ASGLD", "asgld_update"]
 
@@ -45,16 +51,13 @@ def asgld_update(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
         "amsgrad": lambda v: check_bool("amsgrad", v),
         "noise_scale": lambda v: check_real("noise_scale", v, low=0.0),
         "a": lambda v: check_real("a", v, low=0.0),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class ASGLD(CheckedOptimizer):

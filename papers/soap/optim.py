@@ -18,12 +18,14 @@ from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
 from common.optim.validation import (
+    Check,
+    bool_checks,
     check_betas,
-    check_bool,
     check_choice,
     check_lr,
     check_real,
     check_weight_decay,
+    validate_group,
 )
 
 __all__ = ["DATA_FORMATS", "SOAP"]
@@ -273,7 +275,7 @@ def _soap_update(
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "betas": check_betas,
         "shampoo_beta": _check_shampoo_beta,
@@ -283,9 +285,9 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
         "data_format": lambda v: check_choice("data_format", v, DATA_FORMATS),
         "eigh_jitter": lambda v: check_real("eigh_jitter", v, low=0.0),
-        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+        **bool_checks(*_FLAGS),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 def _check_soap_impl(impl: str | None) -> str:

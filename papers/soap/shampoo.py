@@ -18,12 +18,14 @@ from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
 from common.optim.validation import (
+    Check,
     check_betas,
     check_bool,
     check_eps,
     check_lr,
     check_real,
     check_weight_decay,
+    validate_group,
 )
 from papers.soap.optim import _check_int, _check_shampoo_beta
 
@@ -134,7 +136,7 @@ def _shampoo_update(
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "betas": check_betas,
         "shampoo_beta": _check_shampoo_beta,
@@ -147,7 +149,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
         "precise": lambda v: check_bool("precise", v),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 def _start(group: dict[str, Any]) -> int | float:

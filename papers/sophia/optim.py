@@ -21,11 +21,13 @@ from common.kernels.sophia import sophia_update as _sophia_update  # noqa: F401 
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
+    Check,
     check_betas,
     check_bool,
     check_lr,
     check_real,
     check_weight_decay,
+    validate_group,
 )
 
 __all__ = ["DENOMINATOR_EPS", "SophiaG", "SophiaH"]
@@ -35,7 +37,7 @@ _STATE_TENSORS = ("exp_avg", "hessian")
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "betas": check_betas,
         "rho": lambda v: check_real("rho", v, low=0.0),
@@ -43,7 +45,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "bs": lambda v: check_real("bs", v, low=0.0, low_inclusive=False),
         "maximize": lambda v: check_bool("maximize", v),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class _Sophia(CheckedOptimizer):

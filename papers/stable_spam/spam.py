@@ -16,12 +16,11 @@ from common.kernels.spam import spam_step
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
-    check_betas,
+    ADAM_CHECKS,
+    Check,
     check_bool,
-    check_eps,
-    check_lr,
     check_real,
-    check_weight_decay,
+    validate_group,
 )
 from papers.stable_spam.common_checks import (
     check_nonnegative_int,
@@ -35,11 +34,8 @@ _STATE_TENSORS = ("exp_avg", "exp_avg_sq")
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
         "correct_bias": lambda v: check_bool("correct_bias", v),
         "threshold": lambda v: check_real("threshold", v, low=0.0),
         "DeltaT": lambda v: check_optional_positive_int("DeltaT", v, zero_means_none=True),
@@ -47,7 +43,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "mutate_grad": lambda v: check_bool("mutate_grad", v),
         "density": lambda v: _check_density(v),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 def _check_density(v: Any) -> float:

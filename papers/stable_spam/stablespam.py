@@ -18,13 +18,13 @@ from common.kernels.stablespam import stablespam_step
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.validation import (
-    check_betas,
+    ADAM_CHECKS,
+    Check,
+    bool_checks,
     check_bool,
     check_choice,
-    check_eps,
-    check_lr,
     check_real,
-    check_weight_decay,
+    validate_group,
 )
 from papers.stable_spam.common_checks import (
     check_nonnegative_int,
@@ -49,11 +49,8 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
             return -1.0  # the official "use beta1"
         return check_real("gamma1", v, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
 
-    checks: dict[str, Callable[[Any], Any]] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "eps": check_eps,
-        "weight_decay": check_weight_decay,
+    checks: dict[str, Check] = {
+        **ADAM_CHECKS,
         "gamma1": gamma1,
         "gamma2": lambda v: check_unit("gamma2", v),
         "gamma3": lambda v: check_unit("gamma3", v),
@@ -62,9 +59,9 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "update_proj_gap": lambda v: check_optional_positive_int("update_proj_gap", v, zero_means_none=True),
         "reset_warmup_steps": lambda v: check_nonnegative_int("reset_warmup_steps", v),
         "semantics": lambda v: check_choice("semantics", v, SEMANTICS),
-        **{flag: (lambda v, name=flag: check_bool(name, v)) for flag in _FLAGS},
+        **bool_checks(*_FLAGS),
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class StableSPAM(CheckedOptimizer):

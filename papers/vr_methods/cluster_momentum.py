@@ -11,7 +11,13 @@ import torch
 from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
-from common.optim.validation import check_lr, check_real, check_weight_decay
+from common.optim.validation import (
+    Check,
+    check_lr,
+    check_real,
+    check_weight_decay,
+    validate_group,
+)
 
 __all__ = ["ClusterMomentum"]
 
@@ -26,7 +32,7 @@ def _check_weights(value: object) -> tuple[float, ...]:
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "momentum": lambda v: check_real("momentum", v, low=0.0, high=1.0, high_inclusive=False),
         "dampening": lambda v: check_real("dampening", v, low=0.0, high=1.0),
@@ -34,7 +40,7 @@ def _validated(group: dict[str, Any]) -> dict[str, Any]:
         "weight_decay": check_weight_decay,
         "cluster_weights": _check_weights,
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class ClusterMomentum(CheckedOptimizer):

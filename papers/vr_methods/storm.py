@@ -11,18 +11,24 @@ from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
 from common.optim.other_point import all_params, params_holding, record_grads, swapped_in
-from common.optim.validation import check_lr, check_real, check_weight_decay
+from common.optim.validation import (
+    Check,
+    check_lr,
+    check_real,
+    check_weight_decay,
+    validate_group,
+)
 
 __all__ = ["STORM"]
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "a": lambda v: check_real("a", v, low=0.0, high=1.0, low_inclusive=False),
         "weight_decay": check_weight_decay,
     }
-    return {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    return validate_group(group, checks)
 
 
 class STORM(CheckedOptimizer):

@@ -12,7 +12,13 @@ from torch.optim.optimizer import ParamsT
 
 from common.optim.base import CheckedOptimizer
 from common.optim.other_point import all_params, params_holding, record_grads, swapped_in
-from common.optim.validation import check_choice, check_lr, check_real
+from common.optim.validation import (
+    Check,
+    check_choice,
+    check_lr,
+    check_real,
+    validate_group,
+)
 
 __all__ = ["MODES", "SCHEDULES", "SVRG", "linear_coefficients"]
 
@@ -40,14 +46,14 @@ def _check_n_intervals(value: object) -> int | None:
 
 
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
-    checks: dict[str, Callable[[Any], Any]] = {
+    checks: dict[str, Check] = {
         "lr": check_lr,
         "coefficient": lambda v: check_real("coefficient", v),
         "schedule": lambda v: check_choice("schedule", v, SCHEDULES),
         "n_intervals": _check_n_intervals,
         "mode": lambda v: check_choice("mode", v, MODES),
     }
-    out = {k: (checks[k](v) if k in checks else v) for k, v in group.items()}
+    out = validate_group(group, checks)
     if out.get("schedule") == "linear" and out.get("n_intervals") is None:
         raise ValueError("n_intervals must be set for schedule='linear' (alpha = linspace(alpha0, 0, n_intervals))")
     return out
