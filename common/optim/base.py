@@ -61,17 +61,18 @@ class CheckedOptimizer(torch.optim.Optimizer):
 
     def _gather_moments(self, group: dict[str, Any], *buffers: str
                         ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], list[int]]:
-        """The group's params with a gradient, their grads, the state ``buffers`` (created as zeros in the state
-        dtype on first use) and their step counts after this step's increment: the lists a kernel takes."""
+        """The group's params with a gradient, their grads, the state ``buffers`` and their step counts after this
+        step's increment: the lists a kernel takes. A buffer missing from the state is created as zeros in the state
+        dtype: on first use, or for an optional buffer switched on mid-run (amsgrad's max then starts here)."""
         params, grads, steps = [], [], []
         columns: list[list[torch.Tensor]] = [[] for _ in buffers]
         for p in self._params_with_grad(group):
             state = self.state[p]
-            if len(state) == 0:
-                dtype = state_dtype(p.dtype)
+            if "step" not in state:
                 state["step"] = 0
-                for name in buffers:
-                    state[name] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            for name in buffers:
+                if name not in state:
+                    state[name] = torch.zeros_like(p, dtype=state_dtype(p.dtype), memory_format=torch.preserve_format)
             state["step"] += 1
             params.append(p)
             grads.append(p.grad)

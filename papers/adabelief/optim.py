@@ -163,26 +163,9 @@ class AdaBelief(CheckedOptimizer):
 
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            params, grads, exp_avgs, exp_avg_vars, max_vars, steps = [], [], [], [], [], []
-            for p in self._params_with_grad(group):
-                state = self.state[p]
-                dtype = state_dtype(p.dtype)
-                fmt = torch.preserve_format
-                if len(state) == 0:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
-                    state["exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
-                if group["amsgrad"] and "max_exp_avg_var" not in state:
-                    # At creation, or when amsgrad is switched on mid-run: the max then starts from this step's s.
-                    state["max_exp_avg_var"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
-                state["step"] += 1
-                params.append(p)
-                grads.append(p.grad)
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_vars.append(state["exp_avg_var"])
-                if group["amsgrad"]:
-                    max_vars.append(state["max_exp_avg_var"])
-                steps.append(state["step"])
+            optional = ("max_exp_avg_var",) if group["amsgrad"] else ()
+            params, grads, (exp_avgs, exp_avg_vars, *max_vars), steps = self._gather_moments(
+                group, "exp_avg", "exp_avg_var", *optional)
             if params:
                 adabelief_step(
                     self.impl,
@@ -190,7 +173,7 @@ class AdaBelief(CheckedOptimizer):
                     grads,
                     exp_avgs,
                     exp_avg_vars,
-                    max_vars if group["amsgrad"] else None,
+                    max_vars[0] if max_vars else None,
                     steps,
                     lr=group["lr"],
                     beta1=beta1,

@@ -141,20 +141,13 @@ class ASGLD(CheckedOptimizer):
         index = {id(p): i for i, p in enumerate(q for g in self.param_groups for q in g["params"])}
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in self._params_with_grad(group):
-                state = self.state[p]
-                dtype = state_dtype(p.dtype)
-                if "exp_avg" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                if group["amsgrad"] and "max_exp_avg_sq" not in state:
-                    state["max_exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                state["step"] += 1
-                gen = self._generator(p, state, index[id(p)], group["seed"])
-                noise = torch.randn(p.shape, generator=gen, dtype=dtype, device=p.device)
-                asgld_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"],
-                             state["max_exp_avg_sq"] if group["amsgrad"] else None, noise,
+            optional = ("max_exp_avg_sq",) if group["amsgrad"] else ()
+            params, grads, (exp_avgs, exp_avg_sqs, *maxes), _ = self._gather_moments(
+                group, "exp_avg", "exp_avg_sq", *optional)
+            for i, p in enumerate(params):
+                gen = self._generator(p, self.state[p], index[id(p)], group["seed"])
+                noise = torch.randn(p.shape, generator=gen, dtype=exp_avgs[i].dtype, device=p.device)
+                asgld_update(p, grads[i], exp_avgs[i], exp_avg_sqs[i], maxes[0][i] if maxes else None, noise,
                              lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                              weight_decay=group["weight_decay"], a=group["a"], noise_scale=group["noise_scale"])
         return loss

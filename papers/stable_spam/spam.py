@@ -152,25 +152,13 @@ class SPAM(CheckedOptimizer):
             reset = gap is not None and (total + 1) % gap == 0
             clip = (total + 1) >= accu and (gap is None or (total + 1) % gap >= accu)
             beta1, beta2 = group["betas"]
-            params, steps = [], []
-            for p in self._params_with_grad(group):
-                state = self.state[p]
-                if "step" not in state:
-                    dtype = state_dtype(p.dtype)
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-                state["step"] += 1
-                params.append(p)
-                steps.append(state["step"])
-                if stats is not None:
-                    stats["sq_in"].append(p.grad.detach().to(state_dtype(p.dtype)).square().sum())
-                    numel += p.numel()
+            params, grads, (exp_avgs, exp_avg_sqs), steps = self._gather_moments(group, "exp_avg", "exp_avg_sq")
+            if stats is not None:
+                stats["sq_in"].extend(g.to(m.dtype).square().sum() for g, m in zip(grads, exp_avgs, strict=True))
+                numel += sum(p.numel() for p in params)
             if params:
-                states = [self.state[p] for p in params]
                 spam_step(
-                    self.impl, params, [p.grad for p in params], [st["exp_avg"] for st in states],
-                    [st["exp_avg_sq"] for st in states], steps, lr=group["lr"], beta1=beta1, beta2=beta2,
+                    self.impl, params, grads, exp_avgs, exp_avg_sqs, steps, lr=group["lr"], beta1=beta1, beta2=beta2,
                     eps=group["eps"], weight_decay=group["weight_decay"], correct_bias=group["correct_bias"],
                     threshold=group["threshold"], clip=clip, reset=reset, warmup=warmup,
                     mutate_grad=group["mutate_grad"], stats=stats)
