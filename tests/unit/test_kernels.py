@@ -325,3 +325,22 @@ def test_cuda_triton_matches_the_cpu_reference(name: str, dtype: torch.dtype) ->
         case.call("auto", params, grads, state, [t] * len(params))
     got = ([p.cpu() for p in params], [[s.cpu() for s in group] for group in state])
     _assert_matches("triton", dtype, got, want)
+
+
+def test_compiled_argument_lists_are_reused_and_dropped_with_the_model() -> None:
+    """impl='compiled' keeps each bucket's prepared argument lists between steps (they hold the tensors' storages),
+    and drops them when the params or the optimizer are freed: throwing a model away frees its memory."""
+    import gc
+
+    before = set(dispatch._PREPARED)
+    params = [torch.randn(1000, requires_grad=True), torch.randn(30, 30, requires_grad=True)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = AdamW(params, lr=1e-2, impl="compiled")
+    opt.step()
+    added = set(dispatch._PREPARED) - before
+    opt.step()
+    assert len(added) == 1 and set(dispatch._PREPARED) - before == added  # the second step reused the entry
+    del opt, params, p
+    gc.collect()
+    assert not set(dispatch._PREPARED) - before
