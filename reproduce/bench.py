@@ -11,7 +11,7 @@ import torch
 from common.bench.hardware import copy_bandwidth, describe
 from common.bench.report import Row, write
 from common.bench.shapes import shape_set
-from common.bench.timing import state_bytes, time_steps
+from common.bench.timing import state_bytes, time_interleaved
 from common.errors import ConfigError
 from common.kernels import CHOICES, IMPLS, available_impls
 from reproduce.bench_candidates import (
@@ -41,18 +41,32 @@ def _params(shapes: list[tuple[int, ...]], device: torch.device) -> list[torch.T
     return params
 
 
-def _time(cand: Candidate, params: list[torch.Tensor], device: torch.device, steps: int, warmup: int,
-          n_params: int) -> tuple[object, float | None, str]:
-    try:
-        opt = cand.make(params)
-        times = time_steps(opt.step, device, warmup=warmup, steps=steps)
-        per_param = state_bytes(opt) / n_params
-    except Exception as err:  # a package that cannot run here is reported, not fatal
-        return None, None, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
-    finally:
-        opt = None
-        gc.collect()
-    return times, per_param, cand.note
+def _time_family(cands: list[Candidate], params: list[torch.Tensor], device: torch.device, steps: int,
+                 warmup: int, n_params: int, rounds: int) -> list[tuple[object, float | None, str]]:
+    """(times, state bytes per parameter, note) of each candidate, timed in interleaved rounds (see
+    :func:`common.bench.timing.time_interleaved`); a candidate that fails is reported with the reason."""
+    opts: list[torch.optim.Optimizer | str] = []
+    for cand in cands:
+        try:
+            opts.append(cand.make(params))
+        except Exception as err:  # a package that cannot run here is reported, not fatal
+            opts.append(f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}")
+    live = [o for o in opts if not isinstance(o, str)]
+    timed = iter(time_interleaved([o.step for o in live], device, warmup=warmup, steps=steps, rounds=rounds))
+    out: list[tuple[object, float | None, str]] = []
+    for cand, opt in zip(cands, opts, strict=True):
+        if isinstance(opt, str):
+            out.append((None, None, opt))
+            continue
+        times = next(timed)
+        if isinstance(times, str):
+            out.append((None, None, times))
+        else:
+            out.append((times, state_bytes(opt) / n_params, cand.note))
+    opts.clear()
+    live.clear()
+    gc.collect()
+    return out
 
 
 def _impls(requested: list[str], device: torch.device) -> tuple[tuple[str, ...], list[str]]:
@@ -74,6 +88,7 @@ def run_bench(
     out_dir: Path = DEFAULT_OUT,
     with_alternatives: bool = True,
     bandwidth_bytes: int | None = None,
+    rounds: int = 5,
 ) -> tuple[Path, Path, list[Row]]:
     """Time every (optimizer, implementation) on the ``shapes`` parameter set; write and return JSON, markdown, rows."""
     names = optimizers or list(OPTIMIZERS)
@@ -83,8 +98,8 @@ def run_bench(
     for i in impls or []:
         if i not in (*CHOICES, "all", *SOAP_IMPLS):
             raise ConfigError(f"bench: unknown impl {i!r}; choose from {', '.join((*IMPLS, 'all'))}")
-    if steps < 1 or warmup < 0:
-        raise ConfigError("bench: --steps must be >= 1 and --warmup >= 0")
+    if steps < 1 or warmup < 0 or rounds < 1:
+        raise ConfigError("bench: --steps and --rounds must be >= 1 and --warmup >= 0")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("bench: --device cuda but CUDA is not available")
@@ -101,13 +116,9 @@ def run_bench(
     # bound sees the same cache levels as the optimizers (tiny's 53 MB partly fits a server CPU's L3).
     bandwidth = copy_bandwidth(dev, bandwidth_bytes or max(8 * n_params, 2**20))
     label, make_yardstick = yardstick(dev)
-    base_times, base_state, _ = _time(Candidate("adamw", label, "torch.optim", make_yardstick), params, dev, steps,
-                                      warmup, n_params)
-    if base_times is None:
-        raise RuntimeError(f"bench: the yardstick {label} failed")
-    base_ms = base_times.median_ms  # type: ignore[attr-defined]
+    base = Candidate("adamw", label, "torch.optim", make_yardstick, "yardstick")
 
-    def row(cand: Candidate, times: object, state: float | None, note: str) -> Row:
+    def row(cand: Candidate, times: object, state: float | None, note: str, base_ms: float) -> Row:
         nbytes = BYTES_PER_PARAM[cand.optimizer]
         median = times.median_ms if times is not None else None  # type: ignore[attr-defined]
         bound = nbytes * n_params / bandwidth * 1e3 if nbytes else None
@@ -119,22 +130,40 @@ def run_bench(
             bound_ms=bound, vs_bound=median / bound if median and bound else None, note=note,
         )
 
-    rows = [row(Candidate("adamw", label, "torch.optim", make_yardstick), base_times, base_state, "yardstick")]
+    # Each optimizer's candidates are timed in rounds interleaved with the yardstick, and their ratios are to the
+    # yardstick of those same rounds: a shared machine's drift between families does not enter the ratios.
+    family_rows: list[Row] = []
+    paired: dict[str, float] = {}
+    base_times_all: list[object] = []
     for name in names:
-        for cand in ours(name, runnable) + (alternatives(name) if with_alternatives else []):
-            times, state, note = _time(cand, params, dev, steps, warmup, n_params)
+        cands = ours(name, runnable) + (alternatives(name) if with_alternatives else [])
+        (base_times, base_state, _), *timed = _time_family([base, *cands], params, dev, steps, warmup, n_params,
+                                                           rounds)
+        if base_times is None:
+            raise RuntimeError(f"bench: the yardstick {label} failed")
+        base_ms = paired[name] = base_times.median_ms  # type: ignore[attr-defined]
+        base_times_all.append((base_times, base_state))
+        print(f"  {name:11s} yardstick {base_ms:8.2f} ms (this optimizer's rounds)", flush=True)
+        for cand, (times, state, note) in zip(cands, timed, strict=True):
             if cand.impl == "triton" and dev.type == "cpu":
                 note = "Triton interpreter (TRITON_INTERPRET=1): a correctness mode, not a speed"
-            rows.append(row(cand, times, state, note))
+            family_rows.append(row(cand, times, state, note, base_ms))
             print(f"  {cand.optimizer:11s} {cand.impl:18s} {cand.source:18s} "
                   f"{'-' if times is None else f'{times.median_ms:8.2f} ms'}  {note}", flush=True)  # type: ignore
         for impl in skipped:
             note = f"{impl} unavailable on {dev.type}" + (" (Triton runs on CUDA)" if impl == "triton" else "")
-            rows.append(Row(name, impl, "optrepro", None, BYTES_PER_PARAM[name], None, None, None, None, None, note))
+            family_rows.append(Row(name, impl, "optrepro", None, BYTES_PER_PARAM[name], None, None, None, None, None,
+                                   note))
+    # The yardstick row: the run of median yardstick (the middle optimizer family's).
+    base_times, base_state = sorted(base_times_all, key=lambda bt: bt[0].median_ms)[len(base_times_all) // 2]  # type: ignore
+    base_ms = base_times.median_ms  # type: ignore[attr-defined]
+    rows = [row(base, base_times, base_state, "yardstick (median over the optimizers' rounds)", base_ms),
+            *family_rows]
     meta = {
         "shapes": shapes, "n_params": n_params, "n_tensors": len(params), "steps": steps, "warmup": warmup,
         "hardware": hardware, "copy_bandwidth_gbs": bandwidth / 1e9,
-        "yardstick": {"label": label, "median_ms": base_ms},
+        "yardstick": {"label": label, "median_ms": base_ms, "paired_median_ms": paired},
+        "rounds": rounds,
         "load_average_after": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else [],
     }
     json_path, md_path = write(out_dir, f"{dev.type}-{shapes}", meta, rows)

@@ -86,7 +86,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     json_path, md_path, _ = run_bench(
         optimizers=_split(args.optimizers) or None, shapes=args.shapes, impls=_split(args.impl) or None,
         steps=args.steps, warmup=args.warmup, device=args.device, out_dir=Path(args.out),
-        with_alternatives=not args.no_alternatives,
+        with_alternatives=not args.no_alternatives, rounds=args.rounds,
     )
     print(md_path.read_text())
     print(f"wrote {json_path}\nwrote {md_path}")
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reference foreach compiled triton (default: all that run on the device)")
     bench.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default 30)")
     bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--rounds", type=int, default=5,
+                       help="interleaved rounds of each optimizer's and the yardstick's timed steps (default 5)")
     bench.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     bench.add_argument("--out", default="results/bench")
     bench.add_argument("--no-alternatives", action="store_true",

@@ -49,7 +49,9 @@ def markdown(meta: dict[str, Any], rows: list[Row]) -> str:
         f"{meta['copy_bandwidth_gbs']:.1f} GB/s (read + write); load average "
         f"{' '.join(str(x) for x in load) if load else 'n/a'} before the run, "
         f"{' '.join(str(x) for x in meta.get('load_average_after', [])) or 'n/a'} after.",
-        f"Yardstick: {meta['yardstick']['label']} at {meta['yardstick']['median_ms']:.2f} ms median.",
+        f"Yardstick: {meta['yardstick']['label']} at {meta['yardstick']['median_ms']:.2f} ms median. Each optimizer's "
+        f"implementations were timed in {meta.get('rounds', 1)} rounds interleaved with the yardstick, and its ratios "
+        "are to the yardstick of those rounds (`yardstick.paired_median_ms` in the JSON).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

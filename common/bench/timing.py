@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from common.bench.hardware import synchronize
 
-__all__ = ["StepTimes", "state_bytes", "time_steps"]
+__all__ = ["StepTimes", "state_bytes", "time_interleaved", "time_steps"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,48 @@ def time_steps(step: Callable[[], object], device: torch.device, *, warmup: int,
         step()
         synchronize(device)
         times.append((time.perf_counter() - t0) * 1e3)
-    return StepTimes(statistics.median(times), min(times), max(times), statistics.fmean(times), steps)
+    return _summary(times)
+
+
+def _summary(times: list[float]) -> StepTimes:
+    return StepTimes(statistics.median(times), min(times), max(times), statistics.fmean(times), len(times))
+
+
+def time_interleaved(steps_of: Sequence[Callable[[], object]], device: torch.device, *, warmup: int, steps: int,
+                     rounds: int = 5) -> list[StepTimes | str]:
+    """Time several optimizers' ``step``s in interleaved rounds: each takes its ``warmup`` steps, then every round
+    times ``steps / rounds`` steps of each in turn. A shared machine that slows down or speeds up during the run
+    (other jobs, clock changes) then weighs on every optimizer alike, so ratios between them stay honest. Returns
+    each one's times, or the one-line reason it failed (it is dropped from later rounds)."""
+    results: list[list[float] | str] = []
+    for step in steps_of:
+        try:
+            for _ in range(warmup):
+                step()
+            synchronize(device)
+            results.append([])
+        except Exception as err:  # a package that cannot run here is reported, not fatal
+            results.append(_failure(err))
+    rounds = max(1, min(rounds, steps))
+    for r in range(rounds):
+        size = steps // rounds + (1 if r < steps % rounds else 0)
+        for i, step in enumerate(steps_of):
+            times = results[i]
+            if isinstance(times, str):
+                continue
+            try:
+                for _ in range(size):
+                    t0 = time.perf_counter()
+                    step()
+                    synchronize(device)
+                    times.append((time.perf_counter() - t0) * 1e3)
+            except Exception as err:
+                results[i] = _failure(err)
+    return [r if isinstance(r, str) else _summary(r) for r in results]
+
+
+def _failure(err: Exception) -> str:
+    return f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
 
 
 def state_bytes(opt: torch.optim.Optimizer) -> int:

@@ -29,7 +29,12 @@ def test_bench_writes_json_and_markdown_with_every_column(tmp_path, capsys):
     assert data["copy_bandwidth_gbs"] > 0 and data["yardstick"]["median_ms"] > 0
     assert {"name", "device", "torch_threads", "torch"} <= set(data["hardware"])
     rows = data["rows"]
-    assert rows[0]["note"] == "yardstick" and rows[0]["vs_fused_adamw"] == 1.0
+    assert rows[0]["note"].startswith("yardstick") and rows[0]["vs_fused_adamw"] == 1.0
+    paired = data["yardstick"]["paired_median_ms"]
+    assert set(paired) == {"adamw", "radam", "soap"} and all(ms > 0 for ms in paired.values())
+    for r in rows[1:]:  # each optimizer's ratios are to the yardstick timed in its own rounds
+        if r["times"] is not None:
+            assert r["vs_fused_adamw"] == pytest.approx(r["times"]["median_ms"] / paired[r["optimizer"]])
     ours = {(r["optimizer"], r["impl"]) for r in rows if r["source"] == "optrepro"}
     assert {("adamw", "reference"), ("adamw", "foreach"), ("radam", "foreach"), ("soap", "batched"),
             ("soap", "reference")} <= ours
@@ -55,7 +60,8 @@ def test_bench_writes_json_and_markdown_with_every_column(tmp_path, capsys):
         (["--optimizers", "adamx"], "unknown optimizer 'adamx'"),
         (["--impl", "fused"], "unknown impl 'fused'"),
         (["--shapes", "huge"], "shapes must be one of"),
-        (["--steps", "0"], "--steps must be >= 1"),
+        (["--steps", "0"], "--steps and --rounds must be >= 1"),
+        (["--rounds", "0"], "--steps and --rounds must be >= 1"),
     ],
 )
 def test_bench_bad_inputs_are_one_error_line(argv, words, capsys, tmp_path):
