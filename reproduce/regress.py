@@ -3,11 +3,15 @@ claim's declared tolerances. Prints a table; non-zero exit on drift or a changed
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 from common.errors import ConfigError
@@ -73,6 +77,21 @@ def format_table(rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _threads_of(ref: dict) -> Iterator[None]:
+    """Run with the torch thread count the reference was recorded with (at most this machine's cores): CPU
+    reductions split across threads round differently, so the same seed on other threads drifts by ulps that
+    training can amplify (seen: 0.019 of radam/c2's 0.03 tolerance, 2 threads against 1)."""
+    wanted = (ref.get("provenance") or {}).get("torch_threads")
+    before = torch.get_num_threads()
+    if isinstance(wanted, int) and wanted >= 1:
+        torch.set_num_threads(min(wanted, os.cpu_count() or wanted))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def regress(papers: list[str], reference: Path | None, out: Path | None, resume: bool = False) -> int:
     """Rerun the selected reference records (``paper`` or ``paper/claim``), print the comparison table and
     return 1 on drift (a metric beyond its tolerance or a changed verdict), else 0. ``resume`` continues a killed
@@ -93,7 +112,8 @@ def regress(papers: list[str], reference: Path | None, out: Path | None, resume:
             claim = paper.claim(ref["claim"])
             cfg = OmegaConf.create({"seeds": ref["config"]["seeds"], "trainer": ref["config"]["trainer"],
                                     "claims": {claim.id: ref["config"]["claim"]}})
-            run = run_claims(paper, [claim], cfg, ref["preset"], out / pid, resume=resume)[0]
+            with _threads_of(ref):
+                run = run_claims(paper, [claim], cfg, ref["preset"], out / pid, resume=resume)[0]
             new = load_record(run.record_path)
             rows = compare(dict(claim.tolerances), ref, new)
             verdict_ok = rows[-1][4]
