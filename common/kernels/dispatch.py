@@ -239,8 +239,9 @@ def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.T
     compiler is unavailable.
 
     One compiled graph per (rule, flags, dtypes): tensors are passed as flat non-view aliases with dynamic sizes,
-    and the last group is padded with 2-element dummies, so neither shapes, ranks nor the number of tensors
-    recompile. Grouping matters on CPU: a compiled call costs tens of microseconds of guards and wrappers, which
+    and the last group is padded with dummies (2 elements; 1 for a per-tensor scalar operand), so neither shapes,
+    ranks nor the number of tensors recompile. The argument lists are built once per bucket and reused.
+    Grouping matters on CPU: a compiled call costs tens of microseconds of guards and wrappers, which
     one call per tensor would pay 50-150 times a step. Step-dependent choices travel in ``scal`` as data; flags are
     only structural switches (an operand present or not). Single-element tensors go to foreach.
     """
