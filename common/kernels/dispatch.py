@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.fx.experimental._config
 
 __all__ = [
     "CHOICES",
@@ -253,7 +254,10 @@ def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.T
     small, groups = _prepared(key, ops)
     if small:
         foreach(_select(ops, small), step)
-    with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=4096):
+    # Without duck sizing: by default two tensors of a group that happen to have equal sizes share one symbol, and
+    # every other size pattern of the group compiles again (and adds a cache entry whose guards run on every call).
+    with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=4096), \
+            torch.fx.experimental._config.patch(use_duck_shape=False):
         for done, (_, lists) in enumerate(groups):
             try:
                 compiled(*lists, scal, **flags)
