@@ -11,7 +11,7 @@ import torch
 from common.bench.hardware import copy_bandwidth, describe
 from common.bench.report import Row, write
 from common.bench.shapes import shape_set
-from common.bench.timing import state_bytes, time_interleaved
+from common.bench.timing import failure_line, state_bytes, time_interleaved
 from common.errors import ConfigError
 from common.kernels import CHOICES, IMPLS, available_impls
 from reproduce.bench_candidates import (
@@ -50,7 +50,7 @@ def _time_family(cands: list[Candidate], params: list[torch.Tensor], device: tor
         try:
             opts.append(cand.make(params))
         except Exception as err:  # a package that cannot run here is reported, not fatal
-            opts.append(f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}")
+            opts.append(failure_line(err))
     live = [o for o in opts if not isinstance(o, str)]
     timed = iter(time_interleaved([o.step for o in live], device, warmup=warmup, steps=steps, rounds=rounds))
     out: list[tuple[object, float | None, str]] = []

@@ -11,7 +11,7 @@ import torch
 
 from common.bench.hardware import synchronize
 
-__all__ = ["StepTimes", "state_bytes", "time_interleaved", "time_steps"]
+__all__ = ["StepTimes", "failure_line", "state_bytes", "time_interleaved", "time_steps"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def time_interleaved(steps_of: Sequence[Callable[[], object]], device: torch.dev
             synchronize(device)
             results.append([])
         except Exception as err:  # a package that cannot run here is reported, not fatal
-            results.append(_failure(err))
+            results.append(failure_line(err))
     rounds = max(1, min(rounds, steps))
     for r in range(rounds):
         size = steps // rounds + (1 if r < steps % rounds else 0)
@@ -70,11 +70,12 @@ def time_interleaved(steps_of: Sequence[Callable[[], object]], device: torch.dev
                     synchronize(device)
                     times.append((time.perf_counter() - t0) * 1e3)
             except Exception as err:
-                results[i] = _failure(err)
+                results[i] = failure_line(err)
     return [r if isinstance(r, str) else _summary(r) for r in results]
 
 
-def _failure(err: Exception) -> str:
+def failure_line(err: Exception) -> str:
+    """``failed: <Type>: <first line of the message>``, the note of a candidate that could not run."""
     return f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
 
 

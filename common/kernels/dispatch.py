@@ -176,10 +176,13 @@ def run(
     foreach: BucketFn,
     compiled: BucketFn,
     triton: BucketFn,
+    fused: bool = True,
 ) -> None:
     """Run one rule over every tensor: bucket by (device, param dtype, grad dtype, step), resolve ``impl`` per
     bucket, and call that implementation with the bucket's operand lists (``operands[0]`` params, ``[1]`` grads,
-    then state lists, ``None`` for an operand the configuration does not use) and its step.
+    then state lists, ``None`` for an operand the configuration does not use) and its step. ``fused=False`` runs
+    foreach where compiled or triton would run: for a step that needs what only the unfused forms compute (the
+    optimizers' per-tensor statistics).
 
     The fused implementations walk tensors as flat arrays, so non-contiguous tensors go to ``foreach``; empty ones
     go there too (they have nothing to update and would only specialise a compiled graph).
@@ -190,6 +193,8 @@ def run(
     table = {"reference": reference, "foreach": foreach, "compiled": compiled, "triton": triton}
     for (device, _, _, step), idx in buckets(keys).items():
         chosen = resolve_impl(impl, device)
+        if not fused and chosen in ("compiled", "triton"):
+            chosen = "foreach"
         sub = _select(operands, idx)
         if chosen in ("compiled", "triton"):
             ok = [j for j in range(len(idx))

@@ -163,7 +163,7 @@ def spam_step(
     stats: dict[str, list[torch.Tensor]] | None = None,
 ) -> None:
     """SPAM steps on many tensors with implementation ``impl``. ``stats`` (the optimizer's ``track_stats``) is
-    collected by the reference and foreach; the fused implementations hand a step that needs it to foreach."""
+    collected by the reference and foreach only, so a step that needs it runs foreach for compiled or triton."""
     hp = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, correct_bias=correct_bias,
               threshold=threshold, warmup=warmup)
     clip = clip and threshold != 0
@@ -178,18 +178,15 @@ def spam_step(
         _foreach(ops, step, clip=clip, reset=reset, mutate_grad=mutate_grad, stats=stats, **hp)
 
     def compiled(ops: Operands, step: int) -> None:
-        if stats is not None:
-            return foreach(ops, step)
         c = scalar_tensor(_plan(step, **hp), ops[0][0].device)  # type: ignore[arg-type, index]
         run_compiled("spam", _fused, ops, c, foreach, step, clip=clip, reset=reset, mutate_grad=mutate_grad)
 
     def triton(ops: Operands, step: int) -> None:
-        if stats is not None:
-            return foreach(ops, step)
         from common.kernels.triton_kernels.spam import launch
 
         launch(ops, scalar_tensor(_plan(step, **hp), ops[0][0].device), clip=clip, reset=reset,  # type: ignore
                mutate_grad=mutate_grad)
 
     operands = [list(params), list(grads), list(exp_avgs), list(exp_avg_sqs)]
-    run(impl, "spam", operands, steps, reference=reference, foreach=foreach, compiled=compiled, triton=triton)
+    run(impl, "spam", operands, steps, reference=reference, foreach=foreach, compiled=compiled, triton=triton,
+        fused=stats is None)

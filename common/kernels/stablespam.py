@@ -268,8 +268,8 @@ def stablespam_step(
     """Stable-SPAM steps on many tensors with implementation ``impl`` (``max_exp_avg_sqs`` iff amsgrad).
 
     Empty tensors are skipped: they have nothing to update and AdaClip's max over them is undefined. ``stats``
-    (the optimizer's ``track_stats``) is collected by the reference and foreach; the fused implementations hand a
-    step that needs it to foreach.
+    (the optimizer's ``track_stats``) is collected by the reference and foreach only, so a step that needs it runs
+    foreach for compiled or triton.
     """
     hp = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay, gamma1=gamma1, gamma2=gamma2,
               gamma3=gamma3, scale=scale, warmup=warmup)
@@ -285,14 +285,10 @@ def stablespam_step(
         _foreach(ops, step, stats=stats, hp=hp, **flags)
 
     def compiled(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
-        if stats is not None:
-            return foreach(ops, step)
         c = scalar_tensor(_plan(step, **hp), ops[0][0].device)  # type: ignore[index]
         run_compiled("stablespam", _fused, ops, c, foreach, step, **flags)  # type: ignore[arg-type]
 
     def triton(ops: Operands, step: Steps) -> None:  # type: ignore[type-arg]
-        if stats is not None:
-            return foreach(ops, step)
         from common.kernels.triton_kernels.stablespam import launch
 
         launch(ops, scalar_tensor(_plan(step, **hp), ops[0][0].device), **flags)  # type: ignore[index]
@@ -301,4 +297,5 @@ def stablespam_step(
     lists = [params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, m_max_ts, m_norm_ts, v_norm_ts]
     operands = [None if op is None else [op[i] for i in keep] for op in lists]
     run(impl, "stablespam", operands, [steps[i] for i in keep], reference=reference, foreach=foreach,  # type: ignore
-        compiled=compiled, triton=triton)  # type: ignore[arg-type]
+        compiled=compiled, triton=triton,
+        fused=stats is None)  # type: ignore[arg-type]
