@@ -93,6 +93,17 @@ def lm_sweep(cfg: Any, ctx: RunContext, arms_def: LMArms) -> LMSweep:
     for a in arms:
         summary["arms"][a]["state_bytes"] = next((r.get("state_bytes") for r in sweep.eval_runs(a)), None)
     runs = list(sweep.runs)
+    if cfg.get("eval_grid"):  # the whole original grid on the eval seeds, for claims about sensitivity to the lr
+        summary["grid_eval"] = {}
+        for a in arms:
+            per_lr = {}
+            for lr in grids[a]:
+                ev, rr = run_at(ctx, a, lr, ctx.seeds, lambda x, v, sd, lb: train(x, v, sd, lb), final_val_loss,
+                                phase="grid", key_prefix="")
+                per_lr[f"{lr:g}"] = [{"final": m, "failed": bool(r.get("failed", r.get("diverged")))}
+                                     for m, r in zip(ev.metrics, rr, strict=True)]
+                runs += rr
+            summary["grid_eval"][a] = per_lr
     for method, claim in dict(cfg.get("step_claims") or {}).items():
         short, short_runs = _short_runs(ctx, sweep, method, float(claim.f), steps, train,
                                         [float(x) for x in cfg.get("ratio_fractions") or []])

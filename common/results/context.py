@@ -27,6 +27,8 @@ class RunContext:
     runs_key: str = ""  # names runs_dir; the runner derives it from the claim's config, so a changed config
     #                     never reuses another config's runs (and two claims sharing one sweep share them)
 
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # this process's finished runs, by key
+
     def path(self, name: str) -> Path:
         """A file in this run's output folder (created on demand)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,6 +45,8 @@ class RunContext:
         """``run()``'s result, saved as ``runs_dir/<key>.json`` (atomically, marked complete); with ``resume``
         a finished one on disk is returned instead of running again. NaN/Inf survive the round trip."""
         path = self.runs_dir / (re.sub(r"[^A-Za-z0-9_.=-]+", "_", key) + ".json")
+        if key in self.memo:  # one run serves every phase that needs it (e.g. an eval run inside a full grid)
+            return self.memo[key]
         if self.resume and path.is_file():
             try:
                 saved = json.loads(path.read_text())
@@ -50,12 +54,14 @@ class RunContext:
                 saved = None
             if isinstance(saved, dict) and saved.get("complete") is True:
                 self.say(f"[{label or key}] reusing the finished run {path}")
+                self.memo[key] = saved["result"]
                 return saved["result"]
         result = run()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.partial")
         tmp.write_text(json.dumps({"complete": True, "result": _plain(result)}, allow_nan=True))
         os.replace(tmp, path)
+        self.memo[key] = result
         return result
 
     def label(self, index: int, total: int, description: str) -> str:

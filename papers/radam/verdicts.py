@@ -1,17 +1,37 @@
-"""RAdam's verdict rules (spec §6), applied to a run's summary. Thresholds live here, once."""
+"""RAdam's verdict rules, applied to a run's summary. Thresholds live here, once; C2's evidence follows the
+protocol (tuned lrs, eval seeds, a paired interval, checks that cannot fire reported as not exercised)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from common.results.verdict import NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict, count_rule
+from common.results.judges import arm_eval, comparison_headline, finish, loss_test_record
+from common.results.protocol import exercised, paired_test
+from common.results.verdict import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    PARTIAL,
+    REPRODUCED,
+    Verdict,
+    count_rule,
+)
+
+NOT_EXERCISED = "not exercised"
 
 C1_ADAM_MIN = 10.0
 C1_RECT_BAND = (0.5, 2.0)
 C2_BEST_MARGIN = 0.02  # nats
 C2_SPREAD_FACTOR = 0.5
 C3_MARGIN_PP = 0.3
+
+C2_RULE = (f"each arm's lr tuned by the protocol, the choice run on the eval seeds, the whole grid also run on the "
+           f"eval seeds. Reproduced if all of: (a) the 95% interval of RAdam - Adam+warmup at their tuned lrs lies "
+           f"below +{C2_BEST_MARGIN} nats, (b) RAdam's spread S (std over the grid of the eval-seed mean final loss; a "
+           f"failed run counts as ln 256) <= {C2_SPREAD_FACTOR}·S(Adam), (c) F(RAdam) <= F(Adam+warmup) (failed "
+           "runs; not exercised when both are 0, then it counts neither way); partially if one exercised check "
+           "fails; not reproduced if more fail; contradicted if S(RAdam) > S(Adam) and F(RAdam) > F(Adam)")
 
 
 def judge_variance(s: Mapping[str, Any]) -> Verdict:
@@ -33,37 +53,59 @@ def headline_variance(s: Mapping[str, Any]) -> str:
             f"rectified {s['rectified_ratio_min']:.3g}..{s['rectified_ratio_max']:.3g}")
 
 
-def judge_lr_robustness(s: Mapping[str, Any]) -> Verdict:
-    best, spread, failed = s["best"], s["spread"], s["failed"]
-    if any(best[a]["loss"] is None for a in ("radam", "adam_warmup")):
-        return Verdict("inconclusive", {}, ["every learning rate of RAdam or Adam+warmup failed"])
-    a = best["radam"]["loss"] <= best["adam_warmup"]["loss"] + C2_BEST_MARGIN
+def _c2_parts(s: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], bool] | None:
+    """The three checks of C2 (a check whose two sides are both zero is "not exercised"), their reasons and the
+    contradiction condition; None when RAdam or Adam+warmup diverged at every grid point."""
+    arms = s["arms"]
+    if arms["radam"]["lr"] is None or arms["adam_warmup"]["lr"] is None:
+        return None
+    test = paired_test(arm_eval(s, "radam").metrics, arm_eval(s, "adam_warmup").metrics)
+    upper = None if test.ci95 is None else test.ci95[1]
+    a = upper is not None and upper <= C2_BEST_MARGIN
+    spread, failed = s["spread"], s["failed"]
     b = spread["radam"] <= C2_SPREAD_FACTOR * spread["adam"]
-    c = failed["radam"] <= failed["adam_warmup"]
+    c: bool | str = (failed["radam"] <= failed["adam_warmup"]) if exercised(failed["radam"], failed["adam_warmup"]) \
+        else NOT_EXERCISED
     contradicted = spread["radam"] > spread["adam"] and failed["radam"] > failed["adam"]
+    ci = "n/a" if test.ci95 is None else f"[{test.ci95[0]:+.4f}, {test.ci95[1]:+.4f}]"
     reasons = [
-        f"(a) RAdam best {best['radam']['loss']:.4f} <= Adam+warmup best {best['adam_warmup']['loss']:.4f} "
-        f"+ {C2_BEST_MARGIN}: {a}",
-        f"(b) spread S(RAdam) {spread['radam']:.4f} <= {C2_SPREAD_FACTOR} x S(Adam) {spread['adam']:.4f}: {b}",
+        f"(a) RAdam - Adam+warmup at each tuned lr = {test.diff:+.4f}, 95% CI {ci}; upper bound <= "
+        f"{C2_BEST_MARGIN}: {a}",
+        f"(b) spread over the grid S(RAdam) {spread['radam']:.4f} <= {C2_SPREAD_FACTOR} x S(Adam) "
+        f"{spread['adam']:.4f}: {b}",
         f"(c) failed runs F(RAdam) {failed['radam']} <= F(Adam+warmup) {failed['adam_warmup']}: {c}",
     ]
-    return count_rule({"a_best_matches_warmup": a, "b_spread_halved": b, "c_failures_not_more": c},
-                      partial_at_least=2, contradicted=contradicted, reasons=reasons)
+    return {"a_best_matches_warmup": a, "b_spread_halved": b, "c_failures_not_more": c}, reasons, contradicted
+
+
+def judge_lr_robustness(s: Mapping[str, Any]) -> Verdict:
+    parts = _c2_parts(s)
+    if parts is None:
+        return Verdict(INCONCLUSIVE, {}, ["every learning rate of RAdam or Adam+warmup diverged"])
+    checks, reasons, contradicted = parts
+    live = [v for v in checks.values() if v != NOT_EXERCISED]
+    misses = sum(not v for v in live)
+    status = CONTRADICTED if contradicted else REPRODUCED if misses == 0 else PARTIAL if misses == 1 \
+        else NOT_REPRODUCED
+    return finish(status, checks, reasons, s, "radam", ["adam_warmup", "adam"])
+
+
+def test_lr_robustness(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    return loss_test_record(s, "radam", "adam_warmup")
 
 
 def headline_lr_robustness(s: Mapping[str, Any]) -> str:
-    best, spread, failed, n = s["best"], s["spread"], s["failed"], s["runs_per_arm"]
-
-    def b(arm: str) -> str:
-        v = best[arm]
-        return "all failed" if v["loss"] is None else f"{v['loss']:.3f}@{v['lr']:g}"
-
+    spread, failed, n = s["spread"], s["failed"], s["runs_per_arm"]
     top = max(s["mean_final"]["radam"], key=float)  # the largest lr, where warmup matters most
-    at_top = ", ".join(f"{arm} {s['mean_final'][arm][top]:.3f}" for arm in ("radam", "adam_warmup", "adam"))
-    return (f"best val loss RAdam {b('radam')}, Adam+warmup {b('adam_warmup')}, Adam {b('adam')}; "
-            f"spread S {spread['radam']:.3f} vs Adam {spread['adam']:.3f}; failed "
-            f"{failed['radam']}/{n} vs {failed['adam']}/{n} (Adam), {failed['adam_warmup']}/{n} (warmup); "
-            f"at lr {top}: {at_top}")
+
+    def at(arm: str) -> str:
+        v = s["mean_final"][arm][top]
+        return f"{arm} {'n/a' if v is None else format(v, '.3f')}"
+
+    return (comparison_headline(s, "radam", ["adam_warmup", "adam"])
+            + f"; spread S {spread['radam']:.3f} vs Adam {spread['adam']:.3f}; failed {failed['radam']}/{n} vs "
+            f"{failed['adam']}/{n} (Adam), {failed['adam_warmup']}/{n} (warmup); at lr {top}: "
+            + ", ".join(at(a) for a in ("radam", "adam_warmup", "adam")))
 
 
 def judge_accuracy(s: Mapping[str, Any]) -> Verdict:
