@@ -107,9 +107,10 @@ def lm_sweep(cfg: Any, ctx: RunContext, arms_def: LMArms) -> LMSweep:
     for method, claim in dict(cfg.get("step_claims") or {}).items():
         short, short_runs = _short_runs(ctx, sweep, method, float(claim.f), steps, train,
                                         [float(x) for x in cfg.get("ratio_fractions") or []])
+        short["baseline"] = strongest(sweep, claim.baseline)
         summary["short"][method] = short
         runs += short_runs
-        add_ratio(summary, method, str(claim.baseline))
+        add_ratio(summary, method, short["baseline"])
     protocol = sweep.protocol.to_record()
     if summary["short"]:
         protocol["step_claims"] = {m: {k: v for k, v in sh.items() if k != "finals"}
@@ -117,6 +118,20 @@ def lm_sweep(cfg: Any, ctx: RunContext, arms_def: LMArms) -> LMSweep:
     out = LMSweep(runs, summary, protocol)
     out.plots = _plots(out, ctx)
     return out
+
+
+def strongest(sweep: Any, baseline: Any) -> str:
+    """A step claim's baseline: one arm, or of several variants the one with the best tuning score at its
+    chosen lr (decided on tuning seeds, so the eval seeds stay unused for any choice)."""
+    if isinstance(baseline, str):
+        return baseline
+    names = [str(b) for b in baseline]
+
+    def score(arm: str) -> float:
+        t = sweep.tuning(arm)
+        return t.score(t.chosen) if t.chosen is not None else float("inf")
+
+    return min(names, key=score)
 
 
 def _short_runs(ctx: RunContext, sweep: Any, method: str, f: float, steps: int, train: Callable[..., dict[str, Any]],

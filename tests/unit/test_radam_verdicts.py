@@ -3,6 +3,7 @@
 import pytest
 
 from papers.radam.verdicts import judge_accuracy, judge_lr_robustness, judge_variance
+from tests.summaries import arm, summary
 
 
 def _c1(adam, rect):
@@ -22,18 +23,20 @@ def test_c1_rule(adam, rect, status):
     assert judge_variance(_c1(adam, rect)).status == status
 
 
-def _c2(radam_best, warm_best, s_radam, s_adam, f_radam, f_warm, f_adam):
-    return {"best": {"radam": {"loss": radam_best, "lr": 1e-3}, "adam_warmup": {"loss": warm_best, "lr": 1e-3},
-                     "adam": {"loss": 2.0, "lr": 1e-3}},
-            "spread": {"radam": s_radam, "adam": s_adam, "adam_warmup": 0.1},
-            "failed": {"radam": f_radam, "adam_warmup": f_warm, "adam": f_adam}, "runs_per_arm": 15}
+def _c2(radam_shift, s_radam, s_adam, f_radam, f_warm, f_adam):
+    warm = [1.50, 1.52, 1.49, 1.51]
+    radam = [x + radam_shift + d for x, d in zip(warm, [0.001, -0.001, 0.0, 0.0005], strict=True)]
+    return summary({"radam": arm(radam), "adam_warmup": arm(warm), "adam": arm([2.0, 2.01, 1.99, 2.0])},
+                   spread={"radam": s_radam, "adam": s_adam, "adam_warmup": 0.1},
+                   failed={"radam": f_radam, "adam_warmup": f_warm, "adam": f_adam}, runs_per_arm=15,
+                   mean_final={a: {"0.001": 1.5, "0.01": 1.6} for a in ("radam", "adam_warmup", "adam")})
 
 
 @pytest.mark.parametrize("args,status", [
-    ((1.50, 1.49, 0.1, 0.4, 0, 0, 3), "reproduced"),
-    ((1.60, 1.49, 0.1, 0.4, 0, 0, 3), "partially reproduced"),   # (a) fails
-    ((1.60, 1.49, 0.3, 0.4, 0, 0, 3), "not reproduced"),         # (a), (b) fail
-    ((1.60, 1.49, 0.5, 0.4, 4, 0, 3), "contradicted"),
+    ((0.0, 0.1, 0.4, 0, 1, 3), "reproduced"),
+    ((0.1, 0.1, 0.4, 0, 1, 3), "partially reproduced"),   # (a) fails: RAdam clearly worse than Adam+warmup
+    ((0.1, 0.3, 0.4, 0, 1, 3), "not reproduced"),         # (a), (b) fail
+    ((0.1, 0.5, 0.4, 4, 0, 3), "contradicted"),
 ])
 def test_c2_rule(args, status):
     v = judge_lr_robustness(_c2(*args))
@@ -41,9 +44,15 @@ def test_c2_rule(args, status):
     assert len(v.reasons) == 3
 
 
+def test_c2_failure_check_not_exercised_when_no_run_fails():
+    v = judge_lr_robustness(_c2(0.1, 0.1, 0.4, 0, 0, 0))
+    assert v.checks["c_failures_not_more"] == "not exercised"
+    assert v.status == "partially reproduced"  # (a) fails, (b) holds, (c) counts neither way
+
+
 def test_c2_inconclusive_when_every_lr_failed():
-    s = _c2(1.5, 1.5, 0.1, 0.4, 0, 0, 0)
-    s["best"]["radam"]["loss"] = None
+    s = _c2(0.0, 0.1, 0.4, 0, 0, 0)
+    s["arms"]["radam"]["lr"] = None
     assert judge_lr_robustness(s).status == "inconclusive"
 
 

@@ -14,7 +14,7 @@ def _cfg(rhos):
 
 
 def _fake(win_by_rho, diverge=()):
-    def train(arm, lr, seed, label, *, steps, rho):
+    def train(lr, seed, label, steps, rho):
         trace = [(s, win_by_rho[rho] if s >= 20 else 0.9, 1e-6) for s in range(10, 31, 10)]
         return {"hessian_trace": trace, "diverged": rho in diverge}
 
@@ -22,17 +22,17 @@ def _fake(win_by_rho, diverge=()):
 
 
 def test_smallest_rho_inside_the_band_wins(tmp_path: Path):
-    ctx = RunContext(out_dir=tmp_path, preset="smoke", seeds=[0], claim_id="s1")
+    ctx = RunContext(out_dir=tmp_path, preset="smoke", seeds=[0], claim_id="s1", tuning_seeds=[1000])
     rho, probes = tune_rho(_cfg([0.05, 0.2, 1.0]), ctx, _fake({0.05: 0.03, 0.2: 0.2, 1.0: 0.45}))
     assert rho == 0.2 and probes == {"0.05": 0.03, "0.2": 0.2, "1": 0.45}
 
 
 def test_closest_to_the_band_when_none_is_inside_and_diverged_probes_are_ignored(tmp_path: Path):
-    ctx = RunContext(out_dir=tmp_path, preset="smoke", seeds=[0], claim_id="s1")
+    ctx = RunContext(out_dir=tmp_path, preset="smoke", seeds=[0], claim_id="s1", tuning_seeds=[1000])
     rho, probes = tune_rho(_cfg([0.05, 0.2, 1.0]), ctx, _fake({0.05: 0.01, 0.2: 0.07, 1.0: 0.3}, diverge={1.0}))
     assert rho == 0.2 and probes["1"] is None
 
 
 def test_a_single_candidate_is_taken_without_probing(tmp_path: Path):
-    ctx = RunContext(out_dir=tmp_path, preset="paper", seeds=[0], claim_id="s1")
+    ctx = RunContext(out_dir=tmp_path, preset="paper", seeds=[0], claim_id="s1", tuning_seeds=[1000])
     assert tune_rho(_cfg([0.08]), ctx, None) == (0.08, {})

@@ -1,48 +1,57 @@
-"""Stable-SPAM verdict rules (spec §6), the failure and spike definitions, and the two-semantics reporting."""
+"""Stable-SPAM verdict rules, the failure and spike definitions, and the two-semantics reporting."""
 
 from papers.stable_spam.experiment import failed
 from papers.stable_spam.tracing import count_spikes, subsample
 from papers.stable_spam.verdicts import judge_s1, rule_s1, rule_s2, rule_s3
+from tests.summaries import arm, short, summary
+
+OFF, FIX = "stablespam_official_int4", "stablespam_fixed_int4"
+ADAM = [3.00, 3.10, 2.95, 3.05]
+SS = [2.90, 3.01, 2.84, 2.96]
 
 
-def _s1(**kw):
-    c = {"delta": 0.1, "se": 0.01, "failures": 0, "failures_baseline": 1, "spikes": 0, "spikes_baseline": 0,
-         "baseline": "adam_int4", "arm": "ss"}
-    return {**c, **kw}
+def _s(ss=SS, adam=ADAM, fp=ADAM, fixed=None, failures=(0, 1), spikes=(0, 0), short_ss=None):
+    arms = {OFF: arm(ss), FIX: arm(fixed or ss), "adam_int4": arm(adam), "adam_clip_int4": arm(adam),
+            "adam_fp": arm(fp)}
+    sh = {a: short(short_ss or ss, f=0.5, baseline="adam_int4") for a in (OFF, FIX)}
+    return summary(arms, short=sh, failures={OFF: failures[0], FIX: failures[0], "adam_int4": failures[1]},
+                   spikes={OFF: spikes[0], FIX: spikes[0], "adam_int4": spikes[1]},
+                   runs_per_arm={a: 8 for a in arms})
 
 
 def test_s1_rule():
-    assert rule_s1(_s1()).status == "reproduced"
-    assert rule_s1(_s1(failures_baseline=0, spikes_baseline=3)).status == "reproduced"  # equal F, fewer spikes
-    assert rule_s1(_s1(failures_baseline=0)).status == "partially reproduced"
-    assert rule_s1(_s1(delta=0.01)).status == "partially reproduced"
-    assert rule_s1(_s1(delta=0.01, failures_baseline=0)).status == "not reproduced"
-    assert rule_s1(_s1(delta=-0.1)).status == "contradicted"
+    assert rule_s1(_s(), OFF).status == "reproduced"
+    assert rule_s1(_s(failures=(0, 0), spikes=(0, 3)), OFF).status == "reproduced"  # equal F, fewer spikes
+    assert rule_s1(_s(failures=(1, 1)), OFF).status == "partially reproduced"
+    assert rule_s1(_s(ss=ADAM), OFF).status == "partially reproduced"
+    assert rule_s1(_s(ss=ADAM, failures=(1, 1)), OFF).status == "not reproduced"
+    assert rule_s1(_s(ss=[x + 0.2 for x in SS]), OFF).status == "contradicted"
+
+
+def test_s1_stability_not_exercised_when_nothing_failed_or_spiked():
+    v = rule_s1(_s(failures=(0, 0), spikes=(0, 0)), OFF)
+    assert v.checks["fewer failures (or spikes) than Adam*"] == "not exercised"
+    assert v.status == "reproduced"  # decided by the loss check alone
+    assert rule_s1(_s(ss=ADAM, failures=(0, 0), spikes=(0, 0)), OFF).status == "not reproduced"
 
 
 def test_s2_rule():
-    c = {"se": 0.01}
-    assert rule_s2({**c, "delta": 0.05}).status == "reproduced"
-    assert rule_s2({**c, "delta": -0.01}).status == "partially reproduced"
-    assert rule_s2({**c, "delta": -0.04}).status == "not reproduced"
-    assert rule_s2({**c, "delta": -0.06}).status == "contradicted"
+    assert rule_s2(_s(fp=ADAM), OFF).status == "reproduced"
+    assert rule_s2(_s(fp=[3.0, 3.2, 2.8, 3.1], ss=[3.1, 2.9, 3.0, 3.05]), OFF).status == "partially reproduced"
+    assert rule_s2(_s(fp=[x - 0.03 for x in SS]), OFF).status == "not reproduced"
+    assert rule_s2(_s(fp=[x - 0.2 for x in SS]), OFF).status == "contradicted"
 
 
-def test_s3_rule():
-    c = {"se": 0.01, "delta": 0.05, "target": 2.0, "baseline": "adam_int4", "hit_step": 100}
-    assert rule_s3({**c, "ratio": 2.0}).status == "reproduced"
-    assert rule_s3({**c, "ratio": 1.5}).status == "partially reproduced"
-    assert rule_s3({**c, "ratio": 1.0}).status == "not reproduced"
-    assert rule_s3({**c, "ratio": None, "hit_step": None, "delta": 0.0}).status == "not reproduced"
-    assert rule_s3({**c, "ratio": None, "hit_step": None, "delta": -0.1}).status == "contradicted"
+def test_s3_rule_reads_the_half_T_runs():
+    assert rule_s3(_s(short_ss=[2.99, 3.05, 2.93, 3.0]), OFF).status == "reproduced"
+    assert rule_s3(_s(short_ss=[3.5, 3.6, 3.45, 3.55]), OFF).status == "not reproduced"
 
 
 def test_the_claim_verdict_is_the_official_one_with_the_fixed_one_beside_it():
-    v = judge_s1({"s1_official": _s1(), "s1_fixed": _s1(delta=-0.1)})
+    v = judge_s1(_s(fixed=[x + 0.2 for x in SS]))
     assert v.status == "reproduced"
-    assert v.checks["fixed: delta>2SE"] is False
+    assert v.checks["fixed: lower loss (p<0.05)"] is False
     assert any(r.startswith("fixed semantics: contradicted") for r in v.reasons)
-    assert judge_s1({"s1_official": None, "s1_fixed": _s1()}).status == "inconclusive"
 
 
 def test_failure_and_spike_definitions():
@@ -68,9 +77,9 @@ def test_every_preset_arm_builds_its_optimizer():
     for preset in PAPER.presets():
         cfg = load_yaml(PAPER.configs_dir() / f"{preset}.yaml")
         for claim in cfg.claims.values():
-            for arm, spec in claim.arms.items():
+            for name, spec in claim.arms.items():
                 run_cfg = arm_config(claim, spec)
-                assert (run_cfg.model.quant is None) == (not spec.quant), (preset, arm)
+                assert (run_cfg.model.quant is None) == (not spec.quant), (preset, name)
                 for lr in claim.lrs:
-                    opt = arm_optimizer(arm, float(lr), spec, METHODS)([torch.nn.Parameter(torch.zeros(2))])
+                    opt = arm_optimizer(name, float(lr), spec, METHODS)([torch.nn.Parameter(torch.zeros(2))])
                     assert opt.param_groups[0]["lr"] == float(lr)
