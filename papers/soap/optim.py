@@ -6,9 +6,8 @@ factor and refresh helpers they call): the readable definition that batched or f
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
@@ -17,16 +16,10 @@ from common.kernels.dispatch import check_impl, default_impl
 from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
-from common.optim.validation import (
-    Check,
-    bool_checks,
-    check_betas,
-    check_choice,
-    check_lr,
-    check_real,
-    check_weight_decay,
-    validate_group,
-)
+from common.optim.validation import Check, bool_checks, check_choice, check_real, validate_group
+from papers.soap.batched import soap_update_batched
+from papers.soap.layout import Layout, from_layout, to_layout
+from papers.soap.preconditioned import Slot, restore_state, shared_checks, warn_eigh_retries
 
 __all__ = ["DATA_FORMATS", "SOAP"]
 
@@ -35,88 +28,23 @@ _FLAGS = ("merge_dims", "precondition_1d", "normalize_grads", "correct_bias", "f
 # Per-tensor keys of the official state that are hyperparameters; we read them from the group (see deviations).
 _OFFICIAL_STATE_HYPERPARAMETERS = ("precondition_frequency", "shampoo_beta")
 
-# A factor or basis slot is a square tensor, or ``[]`` where that side is the identity (the official layout).
-Slot = torch.Tensor | list
-
-
-class _Layout(NamedTuple):
-    """How a tensor is viewed for preconditioning: ``merge_dims`` reshaping, after the channels_last permutation."""
-
-    merge: bool
-    max_dim: int
-    channels_last: bool
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    """An int (not a bool) >= ``low``; the official code takes these as Python ints."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _check_shampoo_beta(value: object) -> float:
-    """Negative means "use betas[1]" (the official rule, default -1); otherwise an EMA factor in [0, 1)."""
-    v = check_real("shampoo_beta", value)
-    if v >= 0:
-        check_real("shampoo_beta", v, low=0.0, high=1.0, high_inclusive=False)
-    return v
-
-
-def _merged_shape(shape: tuple[int, ...], max_dim: int) -> list[int]:
-    """The official ``merge_dims``: fuse neighbouring dims while their product stays <= ``max_dim``."""
-    new_shape: list[int] = []
-    current = 1
-    for size in shape:
-        product = current * size
-        if product > max_dim:
-            if current > 1:
-                new_shape.append(current)
-                current = size
-            else:
-                new_shape.append(size)
-                current = 1
-        else:
-            current = product
-    if current > 1 or not new_shape:
-        new_shape.append(current)
-    return new_shape
-
-
-def _to_layout(t: torch.Tensor, layout: _Layout) -> torch.Tensor:
-    """View ``t`` the way the factors see it: channels_last 4-D -> (O, I, H, W), then merged (merge_dims only)."""
-    if not layout.merge:
-        return t
-    if layout.channels_last and t.ndim == 4:
-        t = t.permute(0, 3, 1, 2)
-    return t.reshape(_merged_shape(tuple(t.shape), layout.max_dim))
-
-
-def _from_layout(t: torch.Tensor, shape: torch.Size, layout: _Layout) -> torch.Tensor:
-    """Inverse of :func:`_to_layout` for a tensor of the original ``shape``."""
-    if not layout.merge:
-        return t
-    if layout.channels_last and len(shape) == 4:
-        return t.reshape(shape[0], shape[3], shape[1], shape[2]).permute(0, 2, 3, 1)
-    return t.reshape(shape)
-
-
-def _project(t: torch.Tensor, bases: list[Slot], layout: _Layout, *, back: bool) -> torch.Tensor:
+def _project(t: torch.Tensor, bases: list[Slot], layout: Layout, *, back: bool) -> torch.Tensor:
     """Q_1^T x_1 ... Q_k^T x_k t (``back=False``) or Q_1 ... Q_k t (``back=True``): the official tensordot chain.
 
     Each step contracts the leading dim with a basis (or, for an identity side, moves it to the end), so after all
     dims the tensor is back in its own order.
     """
     shape = t.shape
-    x = _to_layout(t, layout)
+    x = to_layout(t, layout)
     for q in bases:
         if isinstance(q, torch.Tensor):
             x = torch.tensordot(x, q, dims=([0], [1 if back else 0]))
         else:
             x = x.permute(*range(1, x.ndim), 0)
-    return _from_layout(x, shape, layout)
+    return from_layout(x, shape, layout)
 
 
-def _new_factors(grad: torch.Tensor, layout: _Layout, precondition_1d: bool) -> list[Slot]:
+def _new_factors(grad: torch.Tensor, layout: Layout, precondition_1d: bool) -> list[Slot]:
     """Zero k x k factors for the sides with k <= max_precond_dim, ``[]`` elsewhere (official ``init_preconditioner``).
 
     1-D tensors get one factor only with ``precondition_1d``. An empty tensor gets ``[]`` on every side.
@@ -127,13 +55,13 @@ def _new_factors(grad: torch.Tensor, layout: _Layout, precondition_1d: bool) -> 
     if grad.ndim == 1:
         n = grad.shape[0]
         return [torch.zeros(n, n, **kwargs) if precondition_1d and n <= layout.max_dim else []]
-    shape = _to_layout(grad, layout).shape
+    shape = to_layout(grad, layout).shape
     return [torch.zeros(k, k, **kwargs) if k <= layout.max_dim else [] for k in shape]
 
 
-def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float, layout: _Layout) -> None:
+def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float, layout: Layout) -> None:
     """GG[i] <- lerp(GG[i], G_(i) G_(i)^T, 1 - shampoo_beta): the mode-i Gram matrix, no bias correction."""
-    g = _to_layout(grad, layout)
+    g = to_layout(grad, layout)
     for idx, factor in enumerate(factors):
         if isinstance(factor, torch.Tensor):
             others = [d for d in range(g.ndim) if d != idx]
@@ -163,7 +91,7 @@ def _initial_bases(
 
 
 def _refresh_bases(
-    factors: list[Slot], bases: list[Slot], exp_avg_sq: torch.Tensor, layout: _Layout, work_dtype: torch.dtype
+    factors: list[Slot], bases: list[Slot], exp_avg_sq: torch.Tensor, layout: Layout, work_dtype: torch.dtype
 ) -> None:
     """One power-iteration step plus QR per side, in ``work_dtype`` (official ``get_orthogonal_matrix_QR``).
 
@@ -171,7 +99,7 @@ def _refresh_bases(
     that dim with the same order (V is re-ordered, never rotated), then Q <- qr(L Q).Q. ``bases`` and ``exp_avg_sq``
     are updated in place.
     """
-    v = _to_layout(exp_avg_sq, layout)
+    v = to_layout(exp_avg_sq, layout)
     permuted = False
     for ind, (factor, basis) in enumerate(zip(factors, bases, strict=True)):
         if not isinstance(factor, torch.Tensor):
@@ -186,13 +114,13 @@ def _refresh_bases(
         q, _ = torch.linalg.qr(m @ o[:, sort_idx])
         bases[ind] = q.to(factor.dtype)
     if permuted:
-        exp_avg_sq.copy_(_from_layout(v, exp_avg_sq.shape, layout))
+        exp_avg_sq.copy_(from_layout(v, exp_avg_sq.shape, layout))
 
 
 def _soap_init(
     grad: torch.Tensor,
     *,
-    layout: _Layout,
+    layout: Layout,
     precondition_1d: bool,
     shampoo_beta: float,
     jitter: float,
@@ -225,7 +153,7 @@ def _soap_update(
     eps: float,
     weight_decay: float,
     refresh: bool,
-    layout: _Layout,
+    layout: Layout,
     normalize_grads: bool,
     correct_bias: bool,
     work_dtype: torch.dtype,
@@ -276,13 +204,8 @@ def _soap_update(
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
     checks: dict[str, Check] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "shampoo_beta": _check_shampoo_beta,
+        **shared_checks(),
         "eps": lambda v: check_real("eps", v, low=0.0),
-        "weight_decay": check_weight_decay,
-        "precondition_frequency": lambda v: _check_int("precondition_frequency", v, 1),
-        "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
         "data_format": lambda v: check_choice("data_format", v, DATA_FORMATS),
         "eigh_jitter": lambda v: check_real("eigh_jitter", v, low=0.0),
         **bool_checks(*_FLAGS),
@@ -301,20 +224,13 @@ def _check_soap_impl(impl: str | None) -> str:
     return "reference" if check_impl(impl) == "reference" else "batched"
 
 
-def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> _Layout:
+def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> Layout:
     # merge_dims cannot reshape some empty shapes (e.g. (5, 0) -> [5]); an empty tensor has nothing to merge.
-    return _Layout(
+    return Layout(
         merge=group["merge_dims"] and p.numel() > 0,
         max_dim=group["max_precond_dim"],
         channels_last=group["data_format"] == "channels_last",
     )
-
-
-def _cast_slots(slots: object, dtype: torch.dtype, device: torch.device) -> object:
-    """Owned copies of the tensors in a GG/Q list in ``dtype``; ``[]`` placeholders and None pass through."""
-    if isinstance(slots, list):
-        return [s.to(device=device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else [] for s in slots]
-    return slots
 
 
 class SOAP(CheckedOptimizer):
@@ -479,12 +395,7 @@ class SOAP(CheckedOptimizer):
                         freeze_basis=group["freeze_basis"],
                     )
                     if retries:
-                        warnings.warn(
-                            f"SOAP: eigh of a Kronecker factor failed in {work_dtype} and was retried in float64 "
-                            f"(parameter of shape {tuple(p.shape)}); counted in state['eigh_retries']",
-                            RuntimeWarning,
-                            stacklevel=2,
-                        )
+                        warn_eigh_retries("SOAP", work_dtype, p.shape)
                     fmt = torch.preserve_format
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
@@ -503,8 +414,6 @@ class SOAP(CheckedOptimizer):
                 beta1: float, beta2: float, shampoo_beta: float) -> None:
         """The step of every tensor past its first call: per tensor (``impl="reference"``) or batched over tensors of
         equal shape, dtype and step (:mod:`papers.soap.batched`)."""
-        from papers.soap.batched import soap_update_batched
-
         buckets: dict[tuple, list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]] = {}
         for item in pending:
             p, _, state = item
@@ -543,17 +452,7 @@ class SOAP(CheckedOptimizer):
         Also accepts an official SOAP checkpoint: group keys it lacks are taken from this optimizer's current groups,
         and the per-tensor ``precondition_frequency`` / ``shampoo_beta`` it keeps in the state are dropped.
         """
-        dtype = state_dtype(p.dtype)
         for key in _OFFICIAL_STATE_HYPERPARAMETERS:
             state.pop(key, None)
-        for key in ("step", "eigh_retries"):
-            if key in saved:
-                state[key] = int(saved[key])
+        restore_state(p, saved, state, ("GG", "Q"))
         state.setdefault("eigh_retries", 0)
-        for key in ("exp_avg", "exp_avg_sq"):
-            value = saved.get(key)
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device=p.device, dtype=dtype, copy=True)
-        for key in ("GG", "Q"):
-            if key in saved:
-                state[key] = _cast_slots(saved[key], dtype, p.device)

@@ -16,14 +16,15 @@ import pytest
 import torch
 
 from common.optim.linalg import EighError
-from papers.soap.optim import SOAP, _from_layout, _Layout, _project, _to_layout
+from papers.soap.layout import Layout, from_layout, to_layout
+from papers.soap.optim import SOAP, _project
 
 HYPERPARAMETER_KEYS = {
     "params", "lr", "betas", "shampoo_beta", "eps", "weight_decay", "precondition_frequency", "max_precond_dim",
     "merge_dims", "precondition_1d", "normalize_grads", "data_format", "correct_bias", "eigh_jitter",
     "freeze_basis", "precise",
 }
-NO_MERGE = _Layout(merge=False, max_dim=10000, channels_last=False)
+NO_MERGE = Layout(merge=False, max_dim=10000, channels_last=False)
 
 
 def make_params(shapes, dtype: torch.dtype = torch.float64, seed: int = 0) -> list[torch.nn.Parameter]:
@@ -490,9 +491,9 @@ def test_first_real_step_equals_the_hand_derived_update(shape, kwargs) -> None:
     g0, g1 = (g[0] for g in make_grads(2, [shape]))
     apply(opt, [p], [g0])
     apply(opt, [p], [g1])
-    layout = _Layout(kwargs.get("merge_dims", False), kwargs.get("max_precond_dim", 10000),
+    layout = Layout(kwargs.get("merge_dims", False), kwargs.get("max_precond_dim", 10000),
                      kwargs.get("data_format") == "channels_last")
-    g0v, g1v = _to_layout(g0, layout), _to_layout(g1, layout)
+    g0v, g1v = to_layout(g0, layout), to_layout(g1, layout)
     bases = []
     for dim in range(g0v.ndim):
         others = [d for d in range(g0v.ndim) if d != dim]
@@ -503,8 +504,8 @@ def test_first_real_step_equals_the_hand_derived_update(shape, kwargs) -> None:
     u = project_ref(m / (v.sqrt() + eps), bases, back=True)
     if kwargs.get("normalize_grads"):
         u = u / u.square().mean().sqrt()
-    theta = (_to_layout(theta0, layout) - lr * math.sqrt(1 - b2) / (1 - b1) * u) * (1 - lr * wd)
-    torch.testing.assert_close(p.detach(), _from_layout(theta, theta0.shape, layout), rtol=1e-10, atol=1e-12)
+    theta = (to_layout(theta0, layout) - lr * math.sqrt(1 - b2) / (1 - b1) * u) * (1 - lr * wd)
+    torch.testing.assert_close(p.detach(), from_layout(theta, theta0.shape, layout), rtol=1e-10, atol=1e-12)
 
 
 def test_normalize_grads_makes_each_update_rms_equal_to_the_step_size() -> None:
