@@ -69,12 +69,15 @@ def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float
 
 
 def _initial_bases(
-    factors: list[Slot], *, jitter: float, work_dtype: torch.dtype | None, freeze_basis: bool
+    factors: list[Slot], *, jitter: float, rounding: torch.dtype, freeze_basis: bool
 ) -> tuple[list[Slot], int]:
     """Q from eigh(GG + jitter I), columns in descending eigenvalue order (official ``get_orthogonal_matrix``).
 
-    ``work_dtype`` is the dtype eigh runs in (None: the factor's own). Returns the bases and how many factors needed
-    the float64 retry. With ``freeze_basis`` every basis is the identity (a test switch).
+    eigh runs in the factor's own dtype on the factor rounded to ``rounding``. The official code rounds with
+    ``.float()`` and adds ``1e-30 * eye`` made in the default dtype, which must be float64 for float64 params (see
+    :class:`SOAP`'s precision notes): the sum promotes back to float64, so their eigh is float64 on float32 values.
+    Returns the bases and how many factors needed the float64 retry. With ``freeze_basis`` every basis is the
+    identity (a test switch).
     """
     bases: list[Slot] = []
     retries = 0
@@ -84,7 +87,8 @@ def _initial_bases(
         elif freeze_basis:
             bases.append(torch.eye(factor.shape[0], dtype=factor.dtype, device=factor.device))
         else:
-            _, vectors, retried = eigh_with_fallback(factor, jitter=jitter, dtype=work_dtype)
+            rounded = factor.to(rounding).to(factor.dtype)
+            _, vectors, retried = eigh_with_fallback(rounded, jitter=jitter)
             retries += int(retried)
             bases.append(torch.flip(vectors, [1]))
     return bases, retries
@@ -124,16 +128,17 @@ def _soap_init(
     precondition_1d: bool,
     shampoo_beta: float,
     jitter: float,
-    work_dtype: torch.dtype | None,
+    rounding: torch.dtype,
     freeze_basis: bool,
 ) -> tuple[list[Slot], list[Slot], int]:
     """The first call on a tensor: factors from G, bases by eigh, and nothing else (no update, no decay).
 
-    ``grad`` is in the state dtype. Returns (GG, Q, number of float64 eigh retries).
+    ``grad`` is in the state dtype; ``rounding`` as in :func:`_initial_bases`. Returns (GG, Q, number of float64
+    eigh retries).
     """
     factors = _new_factors(grad, layout, precondition_1d)
     _update_factors(grad, factors, shampoo_beta, layout)
-    bases, retries = _initial_bases(factors, jitter=jitter, work_dtype=work_dtype, freeze_basis=freeze_basis)
+    bases, retries = _initial_bases(factors, jitter=jitter, rounding=rounding, freeze_basis=freeze_basis)
     return factors, bases, retries
 
 
@@ -286,8 +291,8 @@ class SOAP(CheckedOptimizer):
             1e-20). Default 1e-30.
         freeze_basis: test switch: Q is the identity and never refreshed, V is never permuted; GG is still
             accumulated. SOAP then equals its Adam variant step for step. Default False.
-        precise: test switch: run eigh and QR in the factors' own dtype (float64 for float64 params) instead of the
-            official float32. No effect for float32/bfloat16 params. Default False.
+        precise: test switch: for float64 params, eigh on the unrounded factor and QR in float64 (the official code
+            rounds both to float32). No effect for float32/bfloat16 params. Default False.
         impl: "reference" runs the per-tensor definition; "batched" stacks tensors of equal shape and does the
             rotations, factor updates and QR refreshes with bmm and batched QR (:mod:`papers.soap.batched`; equal to
             the reference to fp32/fp64 rounding; it skips the momentum's identity round trip between refreshes).
@@ -299,15 +304,16 @@ class SOAP(CheckedOptimizer):
 
     Precision: M, V, GG and Q are float32 for float32/bfloat16/float16 params (QR has no sub-fp32 path; storing
     them in bf16 is a memory trade-off, not the official semantics) and the update is computed in float32 and
-    copied back; float64 params keep float64 state. eigh and QR run in float32 unless ``precise``: for float64
-    params that is the official code's own behaviour (it can only run float64 under
-    ``torch.set_default_dtype(torch.float64)``, where GG and Q are float64 and ``.float()`` downcasts them for
-    eigh/QR).
+    copied back; float64 params keep float64 state. The official code runs a float64 param only under
+    ``torch.set_default_dtype(torch.float64)`` (it makes GG in the default dtype and ``lerp_`` rejects mixed
+    dtypes); there GG and Q are float64, the initial eigh runs in float64 on the factor rounded to float32
+    (``.float()``, then ``+ 1e-30 * eye`` in the default dtype promotes the sum back), and every QR refresh runs in
+    float32 on the rounded factor and basis. Ours computes the same for float64 params unless ``precise``.
 
     Deviations from the official code (theta and the state are otherwise the same):
-        * bfloat16/float16 params get float32 M and V and a float32 update (official: M and V in the param dtype,
-          GG in the default dtype, mixed-dtype ``lerp_`` on float64 params); ``load_state_dict`` keeps the
-          float32 state (torch casts every floating state tensor, nested lists included, to the param dtype).
+        * bfloat16/float16 params get float32 M and V and a float32 update (official: M and V in the param dtype
+          and GG in the default dtype, so ``lerp_`` rejects a low-precision Gram matrix); ``load_state_dict`` keeps
+          the float32 state (torch casts every floating state tensor, nested lists included, to the param dtype).
         * ``precondition_frequency``, ``shampoo_beta`` (and so its betas[1] default) and ``data_format`` are read
           from the param group at every step, so they can be scheduled and set per group. The official code copies
           the first two into each tensor's state at its first call and keeps ``data_format`` as an attribute; when
@@ -382,7 +388,6 @@ class SOAP(CheckedOptimizer):
                 dtype = state_dtype(p.dtype)
                 grad = p.grad if p.grad.dtype == dtype else p.grad.to(dtype)
                 layout = _layout_for(p, group)
-                work_dtype = dtype if group["precise"] else torch.float32
 
                 if "Q" not in state:
                     factors, bases, retries = _soap_init(
@@ -391,11 +396,11 @@ class SOAP(CheckedOptimizer):
                         precondition_1d=group["precondition_1d"],
                         shampoo_beta=shampoo_beta,
                         jitter=group["eigh_jitter"],
-                        work_dtype=work_dtype,
+                        rounding=dtype if group["precise"] else torch.float32,
                         freeze_basis=group["freeze_basis"],
                     )
                     if retries:
-                        warn_eigh_retries("SOAP", work_dtype, p.shape)
+                        warn_eigh_retries("SOAP", dtype, p.shape)
                     fmt = torch.preserve_format
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
