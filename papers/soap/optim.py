@@ -243,7 +243,7 @@ class SOAP(CheckedOptimizer):
 
     Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson, Kakade, ICLR 2025, https://arxiv.org/abs/2409.11321.
     Follows ``soap.py`` of the official code, https://github.com/nikhilvyas/SOAP, at commit a1e5535 (2024-12-02,
-    PR #18: momentum kept in the eigenbasis), including its defaults.
+    the version that keeps the momentum in the eigenbasis), including its defaults.
 
     Per tensor, with G = p.grad, sb = ``shampoo_beta`` (betas[1] if negative), one factor GG[i] per side of size
     k <= ``max_precond_dim`` (identity, stored as ``[]``, elsewhere):
@@ -287,8 +287,8 @@ class SOAP(CheckedOptimizer):
             layout (O, H, W, I) is merged as (O, I, H, W). No effect without ``merge_dims`` (as in the official
             code). Default "channels_first".
         correct_bias: Adam bias correction in the step size. Default True.
-        eigh_jitter: >= 0, added to the factors' diagonal before the initial eigh (official 1e-30; issue #14 proposes
-            1e-20). Default 1e-30.
+        eigh_jitter: >= 0, added to the factors' diagonal before the initial eigh (official 1e-30; a larger one,
+            e.g. 1e-20, helps eigh converge on rank-deficient factors). Default 1e-30.
         freeze_basis: test switch: Q is the identity and never refreshed, V is never permuted; GG is still
             accumulated. SOAP then equals its Adam variant step for step. Default False.
         precise: test switch: for float64 params, eigh on the unrounded factor and QR in float64 (the official code
