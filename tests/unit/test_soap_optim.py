@@ -1,5 +1,6 @@
 """SOAP (papers/soap/optim.py) against hand-written AdamW, torch Adam, an independent "momentum in the original
-space" transcription, hand-derived single steps, and the invariants of spec soap.md §4.
+space" transcription, a re-statement of the official dtypes for float64 params, hand-derived single steps, and
+SOAP's invariants (identity-rotation reductions, orthogonal Q, V only permuted at a refresh).
 
 Float64 unless a test is about precision. Tolerances: float64 runs whose eigh/QR are float64 (``precise=True``) or
 never run (identity rotations) are held to 1e-10..1e-12. Where the official float32 QR runs on float64 parameters,
@@ -62,7 +63,7 @@ def project_ref(t: torch.Tensor, bases: list, *, back: bool) -> torch.Tensor:
 
 def hf_adamw(theta: torch.Tensor, grads: list[torch.Tensor], *, lr: float | list[float], betas: tuple[float, float],
              eps: float, wd: float, correct_bias: bool = True) -> list[torch.Tensor]:
-    """Spec §4's reference, the t-th update theta <- theta - lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps), then
+    """HF-style AdamW, the t-th update theta <- theta - lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps), then
     theta <- theta (1 - lr wd); eps not bias-corrected. Returns theta after every step."""
     b1, b2 = betas
     m = torch.zeros_like(theta)
@@ -88,7 +89,7 @@ def tensor_slots(slots: list) -> list[torch.Tensor]:
     return [s for s in slots if isinstance(s, torch.Tensor)]
 
 
-# --- Identity-rotation reductions (spec §4) -----------------------------------------------------------------------
+# --- Identity-rotation reductions ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("correct_bias", [True, False])
@@ -129,7 +130,7 @@ def test_max_precond_dim_0_cross_checks_torch_adam_with_eps_0() -> None:
 
 
 def test_freeze_basis_is_hf_adamw_and_still_accumulates_the_factors() -> None:
-    """Spec §3.2's second route on a (16, 24) weight and a 1-D bias, across several would-be refresh steps."""
+    """``freeze_basis`` reduces SOAP to AdamW on a (16, 24) weight and a 1-D bias, across would-be refresh steps."""
     shapes = [(16, 24), (24,)]
     lr, betas, eps, wd, sb = 1e-2, (0.9, 0.99), 1e-8, 0.05, 0.9
     params = make_params(shapes)
@@ -171,7 +172,7 @@ def test_lr_is_read_from_the_group_every_step() -> None:
     torch.testing.assert_close(params[0].detach(), ref[-1], rtol=1e-12, atol=1e-15)
 
 
-# --- First call, refresh, rotation (spec §4) ---------------------------------------------------------------------
+# --- First call, refresh, rotation -------------------------------------------------------------------------------
 
 
 def test_first_call_only_initialises_the_preconditioner() -> None:
@@ -312,9 +313,9 @@ def test_momentum_is_re_expressed_and_v_only_permuted_across_refreshes(precise: 
 def soap_momentum_in_original_space(x0: torch.Tensor, batches: list[tuple[torch.Tensor, torch.Tensor]],
                                     bases0: list[torch.Tensor], *, lr: float, betas: tuple[float, float], eps: float,
                                     wd: float, f: int, sb: float, work: torch.dtype) -> torch.Tensor:
-    """The pre-PR #18 algorithm (commits 54480a8/bbce86e) for one matrix, written from spec §2: M is an EMA of the raw
-    G in the original space and is projected every step; V lives in the eigenbasis and is permuted on refresh; the
-    QR refresh runs in ``work`` (float32 as the official code, or float64).
+    """SOAP with the momentum kept in the original space (the official code's commits 54480a8/bbce86e) for one
+    matrix: M is an EMA of the raw G in the original space and is projected every step; V lives in the eigenbasis
+    and is permuted on refresh; the QR refresh runs in ``work`` (float32 as the official code, or float64).
 
     ``bases0`` is the first call's eigenbasis, taken from the optimizer: R = (1-sb) G_0^T G_0 has rank 16 < 24, so
     eigh's basis of its null space is arbitrary (it follows the last bits of R), and the later elementwise Adam
@@ -352,11 +353,10 @@ def soap_momentum_in_original_space(x0: torch.Tensor, batches: list[tuple[torch.
 
 @pytest.mark.parametrize(("precise", "tol"), [(True, 1e-12), (False, 5e-6)])
 def test_momentum_in_eigenbasis_matches_momentum_in_original_space(precise: bool, tol: float) -> None:
-    """Spec §4: a 16x24 least-squares problem, 40 steps, f=3, theta moves by ~0.46. The two codes are the same maths:
-    with float64 QR only rounding remains (measured 3e-15). With the official float32 QR, Q is orthogonal only to
-    ||Q^T Q - I|| ~ 3e-6 here, and HEAD carries M through Q and Q^T every step while the old code never does, so
-    they part by QR rounding: measured 9.2e-7 on this problem (the spec's 2.0e-7 was another instance), hence 5e-6
-    rather than the spec's 1e-6, which this instance passes with a 1.1x margin only."""
+    """A 16x24 least-squares problem, 40 steps, f=3, theta moves by ~0.46. The two codes are the same maths: with
+    float64 QR only rounding remains (3e-15). With the official float32 QR, Q is orthogonal only to
+    ||Q^T Q - I|| ~ 3e-6 here, and the eigenbasis momentum goes through Q and Q^T every step while the
+    original-space one never does, so they part by QR rounding: 9.2e-7 on this problem, held to 5e-6."""
     gen = torch.Generator().manual_seed(5)
     batches = [(torch.randn(32, 16, generator=gen, dtype=torch.float64) / 4,
                 torch.randn(32, 24, generator=gen, dtype=torch.float64)) for _ in range(40)]
@@ -710,7 +710,7 @@ def test_float64_params_follow_the_official_dtypes_across_refreshes(impl: str, s
     assert opt.state[x]["step"] == 12 and (refs[-1] - theta0).abs().max() > 0.05
 
 
-# --- NaN guard (spec §4, §7) -----------------------------------------------------------------------------------
+# --- NaN guard ----------------------------------------------------------------------------------------------------
 
 
 def test_all_zero_and_rank_deficient_gradients_do_not_raise() -> None:
