@@ -627,11 +627,10 @@ def test_float64_default_mode_runs_qr_in_float32_and_precise_does_not() -> None:
     assert 1e-9 < errors[False] < 1e-5 and errors[True] < 1e-12
 
 
-@pytest.mark.parametrize("precise", [False, True])
-def test_float64_initial_eigh_runs_in_float64_on_the_factor_rounded_to_float32_unless_precise(
-        monkeypatch: pytest.MonkeyPatch, precise: bool) -> None:
-    """The official code under float64 default dtype: ``eigh(GG.float() + 1e-30 * eye)`` promotes to float64."""
-    seen = []
+@pytest.fixture
+def eigh_inputs(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """The matrices ``torch.linalg.eigh`` is called on during the test, in call order."""
+    seen: list[torch.Tensor] = []
     real_eigh = torch.linalg.eigh
 
     def spy(matrix: torch.Tensor):
@@ -639,6 +638,14 @@ def test_float64_initial_eigh_runs_in_float64_on_the_factor_rounded_to_float32_u
         return real_eigh(matrix)
 
     monkeypatch.setattr(torch.linalg, "eigh", spy)
+    return seen
+
+
+@pytest.mark.parametrize("precise", [False, True])
+def test_float64_initial_eigh_runs_in_float64_on_the_factor_rounded_to_float32_unless_precise(
+        eigh_inputs: list[torch.Tensor], precise: bool) -> None:
+    """The official code under float64 default dtype: ``eigh(GG.float() + 1e-30 * eye)`` promotes to float64."""
+    seen = eigh_inputs
     p = make_params([(5, 7)])[0]
     opt = SOAP([p], precise=precise)
     g = make_grads(1, [(5, 7)])[0][0] / 3
@@ -726,15 +733,8 @@ def test_all_zero_and_rank_deficient_gradients_do_not_raise() -> None:
         assert opt.state[p]["eigh_retries"] == 0
 
 
-def test_eigh_jitter_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = []
-    real_eigh = torch.linalg.eigh
-
-    def spy(matrix: torch.Tensor):
-        seen.append(matrix.clone())
-        return real_eigh(matrix)
-
-    monkeypatch.setattr(torch.linalg, "eigh", spy)
+def test_eigh_jitter_is_configurable(eigh_inputs: list[torch.Tensor]) -> None:
+    seen = eigh_inputs
     p = torch.nn.Parameter(torch.zeros(3, 2))
     opt = SOAP([p], eigh_jitter=1e-20)
     apply(opt, [p], [torch.zeros(3, 2)])
