@@ -49,7 +49,7 @@ def adabelief_update(
         grad = grad.to(compute_dtype)
     theta = param if param.dtype == compute_dtype else param.to(compute_dtype)
 
-    # 1. Weight decay first (0.2.x order; 0.1.0 decayed after the residual, issue #56).
+    # 1. Weight decay first (adabelief-pytorch 0.2.x's order, the version followed).
     if weight_decouple:
         if weight_decay != 0:  # the package multiplies by 1.0 here, which is exact
             theta.mul_((1.0 - weight_decay) if fixed_decay else (1.0 - lr * weight_decay))

@@ -211,7 +211,8 @@ def run(
         table[chosen](sub, step)
 
 
-GROUP = 16  # tensors per compiled call: one call per GROUP tensors, the last group padded with dummies
+DEFAULT_GROUP = 16  # tensors per compiled call: one call per GROUP tensors, the last group padded with dummies
+GROUP = DEFAULT_GROUP  # what run_compiled uses; the test suite lowers it (smaller graphs compile faster)
 
 
 CPU_CHUNK = 1 << 17  # elements: a few operands of this size stay in a core's L2
@@ -241,15 +242,12 @@ def _cache_sized(params: list[torch.Tensor]) -> list[list[int]]:
 
 def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.Tensor, foreach: BucketFn,
                  step: int, **flags: Any) -> None:
-    """Run the per-tensor ``fn(*operands, scal, **flags)`` compiled, :data:`GROUP` tensors per call; foreach if the
-    compiler is unavailable.
+    """Run the per-tensor ``fn(*operands, scal, **flags)`` compiled, :data:`GROUP` tensors per call (a call costs
+    tens of microseconds of guards, too much to pay once per tensor); foreach if the compiler is unavailable.
 
-    One compiled graph per (rule, flags, dtypes): tensors are passed as flat non-view aliases with dynamic sizes,
-    and the last group is padded with dummies (2 elements; 1 for a per-tensor scalar operand), so neither shapes,
-    ranks nor the number of tensors recompile. The argument lists are built once per bucket and reused.
-    Grouping matters on CPU: a compiled call costs tens of microseconds of guards and wrappers, which
-    one call per tensor would pay 50-150 times a step. Step-dependent choices travel in ``scal`` as data; flags are
-    only structural switches (an operand present or not). Single-element tensors go to foreach.
+    Tensors go in as flat non-view aliases with dynamic sizes and the last group is padded with dummies, so one
+    graph per (rule, flags, dtypes) serves every shape, rank and tensor count. Step-dependent values travel in
+    ``scal`` as data; flags only switch operands on or off. Single-element tensors go to foreach.
     """
     key = name + "".join(f":{k}={v}" for k, v in sorted(flags.items()))
     compiled = _compiled_fn(key, fn)

@@ -39,7 +39,7 @@ def spam_update(
     mutate_grad: bool,
     stats: dict[str, list[torch.Tensor]] | None = None,
 ) -> None:
-    """One SPAM step on one tensor, in place (spec stable_spam.md §2.2); the definition every variant must match.
+    """One SPAM step on one tensor, in place; the definition every variant must match.
 
     ``step`` is t *after* the increment. ``reset`` zeroes m and v before the step (t is not reset, so bias
     correction is ~1 afterwards); ``clip`` says whether spike clipping is active this step; ``warmup`` is the

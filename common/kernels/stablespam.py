@@ -56,8 +56,8 @@ def stablespam_update(
     mutate_grad: bool,
     stats: dict[str, list[torch.Tensor]] | None = None,
 ) -> None:
-    """One Stable-SPAM step on one tensor, in place (spec stable_spam.md §2.1 and §3.1); the definition every
-    variant must match.
+    """One Stable-SPAM step on one tensor, in place (AdaClip, AdaGN, then Adam with MoRet's counters); the
+    definition every variant must match.
 
     ``steps`` = (t, t_norm): t for Adam's bias correction (1 on a reset step), t_norm for AdaClip's and AdaGN's
     (official semantics: the same counter before its reset; fixed: a counter that never resets). ``scale`` is this

@@ -19,22 +19,18 @@ class EighError(DivergedError):
     """``eigh`` failed in the working dtype and in float64: the matrix is not finite (a NaN/inf gradient)."""
 
 
-def eigh_with_fallback(
-    matrix: torch.Tensor, *, jitter: float = 0.0, dtype: torch.dtype | None = None
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Eigenvalues (ascending) and eigenvectors of ``matrix + jitter I``, computed in ``dtype``, in ``matrix.dtype``.
+def eigh_with_fallback(matrix: torch.Tensor, *, jitter: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Eigenvalues (ascending) and eigenvectors of ``matrix + jitter I``, in ``matrix.dtype``.
 
-    ``dtype`` defaults to the matrix's own. On a LAPACK failure the decomposition is retried once in float64 (the
-    official SOAP fallback); the third return value says whether that happened. If float64 fails too, raise
-    :class:`EighError` naming the likely cause rather than torch's generic convergence message.
+    On a LAPACK failure the decomposition is retried once in float64 (the official SOAP fallback); the third return
+    value says whether that happened. If float64 fails too, raise :class:`EighError` naming the likely cause rather
+    than torch's generic convergence message.
     """
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"eigh_with_fallback needs a square matrix, got shape {tuple(matrix.shape)}")
-    work_dtype = matrix.dtype if dtype is None else dtype
     n = matrix.shape[0]
-    work = matrix.to(work_dtype)
     try:
-        values, vectors = torch.linalg.eigh(work + jitter * torch.eye(n, dtype=work_dtype, device=matrix.device))
+        values, vectors = torch.linalg.eigh(matrix + jitter * torch.eye(n, dtype=matrix.dtype, device=matrix.device))
         retried = False
     except RuntimeError:
         work = matrix.to(torch.float64)
@@ -43,6 +39,6 @@ def eigh_with_fallback(
         except RuntimeError as err:
             finite = bool(torch.isfinite(matrix).all())
             cause = "" if finite else " The matrix has NaN/inf entries: check the gradients (loss scale, clipping)."
-            raise EighError(f"eigh failed in {work_dtype} and in float64 on a {n}x{n} matrix.{cause}") from err
+            raise EighError(f"eigh failed in {matrix.dtype} and in float64 on a {n}x{n} matrix.{cause}") from err
         retried = True
     return values.to(matrix.dtype), vectors.to(matrix.dtype), retried

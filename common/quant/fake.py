@@ -1,7 +1,7 @@
 """Fake (simulated) low-bit quantizers: the value a tensor takes after quantize -> dequantize, in its own dtype.
 
-The recipe is the Stable-SPAM repository's ``utils/act_weight_quantization.py`` / ``act_weight_fp4.py``
-(spec stable_spam.md §2.3). Every quantizer works on groups of ``group_size`` consecutive entries of the last
+The recipe is the Stable-SPAM repository's ``utils/act_weight_quantization.py`` / ``act_weight_fp4.py``.
+Every quantizer works on groups of ``group_size`` consecutive entries of the last
 dimension (one token row of an activation, one output row of a weight), so a group never straddles a token;
 when the row length is not a multiple of the group size the row's last group is shorter. For rows that are a
 multiple of the group size (the paper's models: hidden 512..2048, group 256) this equals the official contiguous

@@ -13,7 +13,6 @@ import torch
 from torch.optim.optimizer import ParamsT
 
 from common.kernels.radam import radam_step
-from common.kernels.radam import radam_update as _radam_update  # noqa: F401  (the reference, by its old name)
 from common.optim.base import CheckedOptimizer
 from common.optim.precision import state_dtype
 from common.optim.rectify import RHO_THRESHOLD, rectifier, rho_t
@@ -55,9 +54,9 @@ class RAdam(CheckedOptimizer):
         eps: > 0, added to the *un-bias-corrected* sqrt(v). Default 1e-8.
         weight_decay: decoupled weight decay, >= 0, applied as theta (1 - lr wd) on updating steps. Default 0.
         degenerated_to_sgd: while rho_t < 5, take an SGD step with bias-corrected momentum instead of
-            skipping the step. Default False, as in the official code since d9fd30a (issue #54: the
-            SGD-momentum steps diverged on unnormalised inputs). With the default and beta2=0.999 the
-            first five steps leave the parameters unchanged. Presets should always set it explicitly.
+            skipping the step. Default False, as in the official code at d9fd30a (its SGD-momentum steps
+            diverge on unnormalised inputs). With the default and beta2=0.999 the first five steps leave the
+            parameters unchanged. Presets should always set it explicitly.
         impl: implementation of the update, see :mod:`common.kernels` ("reference", "foreach", "compiled",
             "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton on CUDA,
             foreach elsewhere; foreach is bit-identical to the reference on CPU).
@@ -73,8 +72,8 @@ class RAdam(CheckedOptimizer):
 
     Deviations from the official code:
         * no step-size cache: the code keeps a 10-slot ``buffer`` of (step, rho_t, step_size) in each
-          param group (earlier forms of it caused issue #24 and PR #36); we recompute these cheap scalars
-          every step, so param groups hold hyperparameters only and nothing stale can be serialised.
+          param group; we recompute these cheap scalars every step, so param groups hold hyperparameters only
+          and nothing stale can be serialised.
         * precision: the code does all maths on ``p.data.float()``, silently downcasting fp64 to fp32.
           We compute fp16/bf16 params in fp32 and keep fp32 and fp64 params in their own dtype,
           which is what lets float64 parity reach 1e-10.
@@ -88,7 +87,7 @@ class RAdam(CheckedOptimizer):
           too (the official ``.float()`` would silently drop the imaginary part).
     """
 
-    # Test-only hook: when set, replaces r_t on rectified steps (spec test "reduction to Adam").
+    # Test-only hook: when set, replaces r_t on rectified steps (the test of the reduction to Adam).
     # It does not change which steps are rectified. Never set it outside tests.
     _force_rectifier: float | None = None
 

@@ -2,7 +2,7 @@
 
 Every aggregator has one signature, ``aggregate(token_losses, mask, group_ids, lengths, cfg)``, and reduces over
 the last two dims (sequences x tokens), so leading dims batch independent estimates. The normaliser is named
-explicitly (the wild naming confusion of spec §7):
+explicitly, since the names differ between papers and libraries:
 
     GRPO    (1/B) sum_i (1/L_i) sum_t l_it          sequence mean of token means (verl "seq-mean-token-mean")
     DAPO    (1/sum_i L_i) sum_i sum_t l_it          token mean over the batch (verl "token-mean")

@@ -1,4 +1,4 @@
-"""DQN and Adam LMCDQN on the in-repo N-chain, without Tianshou, following the official setup (spec §2.2).
+"""DQN and Adam LMCDQN on the in-repo N-chain, without Tianshou, following the official setup.
 
 What the official code takes from Tianshou 0.4.10 and we rebuild: an n-step replay buffer (returns cut at episode
 ends, bootstrapped from the target network at the n-th next state; double-Q picks the action with the online

@@ -1,7 +1,7 @@
 """Claim B1: LMC-LSVI solves DeepSea(N) where epsilon-greedy LSVI does not.
 
 Metrics per seed: the episode of the first success (reaching the bottom-right treasure; None when never) and the
-fraction of episodes solved; plus the temperature sweep 1/beta at the small N on one seed (spec §7: temperature
+fraction of episodes solved; plus the temperature sweep 1/beta at the small N on one seed (temperature
 changes the outcome, so the sweep is part of every record). All seeds of a (N, method) run as one batched array
 (:func:`papers.rl_variance.lsvi.run_lsvi`); a plain loop, as that module's docstring explains.
 """

@@ -1,6 +1,6 @@
 """Claim B2: Adam LMCDQN beats epsilon-greedy DQN on the longer N-chain (N=50; N=25 reported).
 
-Protocol (spec §6 B2): both arms tuned over the same lr grid plus one extra knob each (aSGLD noise_scale, DQN's
+Protocol: both arms tuned over the same lr grid plus one extra knob each (aSGLD noise_scale, DQN's
 final epsilon) on seed 0; the best config's result over all seeds is the arm's number. Every config runs all seeds
 at once (one batched Q-network, :class:`papers.rl_variance.dqn.DQNAgent`), so the tuning seed's partners come for
 free and are recorded, but only seed 0 chooses. Metric: the greedy evaluation return averaged over the last

@@ -1,7 +1,7 @@
 """LMC-LSVI and epsilon-greedy LSVI with tabular (one-hot) features, batched over independent runs.
 
 One-hot features make a finite-horizon tabular MDP a linear MDP with d = S*A per level, and the regularised
-least-squares loss of LMC-LSVI (spec §2.1)
+least-squares loss of LMC-LSVI
 
     L_h(w) = sum_tau (y_tau - w[s_tau, a_tau])^2 + lam ||w||^2,   y = r + max_a w_{h+1}[s', a]
 

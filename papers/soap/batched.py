@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import torch
 
-from papers.soap.optim import Slot, _from_layout, _Layout, _to_layout
+from papers.soap.layout import Layout, from_layout, to_layout
+from papers.soap.preconditioned import Slot
 
 __all__ = ["soap_update_batched"]
 
 
-def _stack(ts: list[torch.Tensor], layout: _Layout) -> torch.Tensor:
-    return torch.stack([_to_layout(t, layout) for t in ts])
+def _stack(ts: list[torch.Tensor], layout: Layout) -> torch.Tensor:
+    return torch.stack([to_layout(t, layout) for t in ts])
 
 
-def _unstack_into(dst: list[torch.Tensor], x: torch.Tensor, layout: _Layout) -> None:
+def _unstack_into(dst: list[torch.Tensor], x: torch.Tensor, layout: Layout) -> None:
     for i, t in enumerate(dst):
-        t.copy_(_from_layout(x[i], t.shape, layout))
+        t.copy_(from_layout(x[i], t.shape, layout))
 
 
 def _project(x: torch.Tensor, bases: list[torch.Tensor | None], *, back: bool) -> torch.Tensor:
@@ -85,7 +86,7 @@ def soap_update_batched(
     eps: float,
     weight_decay: float,
     refresh: bool,
-    layout: _Layout,
+    layout: Layout,
     normalize_grads: bool,
     correct_bias: bool,
     work_dtype: torch.dtype,

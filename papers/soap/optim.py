@@ -6,9 +6,8 @@ factor and refresh helpers they call): the readable definition that batched or f
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch.optim.optimizer import ParamsT
@@ -17,16 +16,10 @@ from common.kernels.dispatch import check_impl, default_impl
 from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
-from common.optim.validation import (
-    Check,
-    bool_checks,
-    check_betas,
-    check_choice,
-    check_lr,
-    check_real,
-    check_weight_decay,
-    validate_group,
-)
+from common.optim.validation import Check, bool_checks, check_choice, check_real, validate_group
+from papers.soap.batched import soap_update_batched
+from papers.soap.layout import Layout, from_layout, to_layout
+from papers.soap.preconditioned import Slot, restore_state, shared_checks, warn_eigh_retries
 
 __all__ = ["DATA_FORMATS", "SOAP"]
 
@@ -35,88 +28,23 @@ _FLAGS = ("merge_dims", "precondition_1d", "normalize_grads", "correct_bias", "f
 # Per-tensor keys of the official state that are hyperparameters; we read them from the group (see deviations).
 _OFFICIAL_STATE_HYPERPARAMETERS = ("precondition_frequency", "shampoo_beta")
 
-# A factor or basis slot is a square tensor, or ``[]`` where that side is the identity (the official layout).
-Slot = torch.Tensor | list
-
-
-class _Layout(NamedTuple):
-    """How a tensor is viewed for preconditioning: ``merge_dims`` reshaping, after the channels_last permutation."""
-
-    merge: bool
-    max_dim: int
-    channels_last: bool
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    """An int (not a bool) >= ``low``; the official code takes these as Python ints."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _check_shampoo_beta(value: object) -> float:
-    """Negative means "use betas[1]" (the official rule, default -1); otherwise an EMA factor in [0, 1)."""
-    v = check_real("shampoo_beta", value)
-    if v >= 0:
-        check_real("shampoo_beta", v, low=0.0, high=1.0, high_inclusive=False)
-    return v
-
-
-def _merged_shape(shape: tuple[int, ...], max_dim: int) -> list[int]:
-    """The official ``merge_dims``: fuse neighbouring dims while their product stays <= ``max_dim``."""
-    new_shape: list[int] = []
-    current = 1
-    for size in shape:
-        product = current * size
-        if product > max_dim:
-            if current > 1:
-                new_shape.append(current)
-                current = size
-            else:
-                new_shape.append(size)
-                current = 1
-        else:
-            current = product
-    if current > 1 or not new_shape:
-        new_shape.append(current)
-    return new_shape
-
-
-def _to_layout(t: torch.Tensor, layout: _Layout) -> torch.Tensor:
-    """View ``t`` the way the factors see it: channels_last 4-D -> (O, I, H, W), then merged (merge_dims only)."""
-    if not layout.merge:
-        return t
-    if layout.channels_last and t.ndim == 4:
-        t = t.permute(0, 3, 1, 2)
-    return t.reshape(_merged_shape(tuple(t.shape), layout.max_dim))
-
-
-def _from_layout(t: torch.Tensor, shape: torch.Size, layout: _Layout) -> torch.Tensor:
-    """Inverse of :func:`_to_layout` for a tensor of the original ``shape``."""
-    if not layout.merge:
-        return t
-    if layout.channels_last and len(shape) == 4:
-        return t.reshape(shape[0], shape[3], shape[1], shape[2]).permute(0, 2, 3, 1)
-    return t.reshape(shape)
-
-
-def _project(t: torch.Tensor, bases: list[Slot], layout: _Layout, *, back: bool) -> torch.Tensor:
+def _project(t: torch.Tensor, bases: list[Slot], layout: Layout, *, back: bool) -> torch.Tensor:
     """Q_1^T x_1 ... Q_k^T x_k t (``back=False``) or Q_1 ... Q_k t (``back=True``): the official tensordot chain.
 
     Each step contracts the leading dim with a basis (or, for an identity side, moves it to the end), so after all
     dims the tensor is back in its own order.
     """
     shape = t.shape
-    x = _to_layout(t, layout)
+    x = to_layout(t, layout)
     for q in bases:
         if isinstance(q, torch.Tensor):
             x = torch.tensordot(x, q, dims=([0], [1 if back else 0]))
         else:
             x = x.permute(*range(1, x.ndim), 0)
-    return _from_layout(x, shape, layout)
+    return from_layout(x, shape, layout)
 
 
-def _new_factors(grad: torch.Tensor, layout: _Layout, precondition_1d: bool) -> list[Slot]:
+def _new_factors(grad: torch.Tensor, layout: Layout, precondition_1d: bool) -> list[Slot]:
     """Zero k x k factors for the sides with k <= max_precond_dim, ``[]`` elsewhere (official ``init_preconditioner``).
 
     1-D tensors get one factor only with ``precondition_1d``. An empty tensor gets ``[]`` on every side.
@@ -127,13 +55,13 @@ def _new_factors(grad: torch.Tensor, layout: _Layout, precondition_1d: bool) -> 
     if grad.ndim == 1:
         n = grad.shape[0]
         return [torch.zeros(n, n, **kwargs) if precondition_1d and n <= layout.max_dim else []]
-    shape = _to_layout(grad, layout).shape
+    shape = to_layout(grad, layout).shape
     return [torch.zeros(k, k, **kwargs) if k <= layout.max_dim else [] for k in shape]
 
 
-def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float, layout: _Layout) -> None:
+def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float, layout: Layout) -> None:
     """GG[i] <- lerp(GG[i], G_(i) G_(i)^T, 1 - shampoo_beta): the mode-i Gram matrix, no bias correction."""
-    g = _to_layout(grad, layout)
+    g = to_layout(grad, layout)
     for idx, factor in enumerate(factors):
         if isinstance(factor, torch.Tensor):
             others = [d for d in range(g.ndim) if d != idx]
@@ -141,12 +69,15 @@ def _update_factors(grad: torch.Tensor, factors: list[Slot], shampoo_beta: float
 
 
 def _initial_bases(
-    factors: list[Slot], *, jitter: float, work_dtype: torch.dtype | None, freeze_basis: bool
+    factors: list[Slot], *, jitter: float, rounding: torch.dtype, freeze_basis: bool
 ) -> tuple[list[Slot], int]:
     """Q from eigh(GG + jitter I), columns in descending eigenvalue order (official ``get_orthogonal_matrix``).
 
-    ``work_dtype`` is the dtype eigh runs in (None: the factor's own). Returns the bases and how many factors needed
-    the float64 retry. With ``freeze_basis`` every basis is the identity (a test switch).
+    eigh runs in the factor's own dtype on the factor rounded to ``rounding``. The official code rounds with
+    ``.float()`` and adds ``1e-30 * eye`` made in the default dtype, which must be float64 for float64 params (see
+    :class:`SOAP`'s precision notes): the sum promotes back to float64, so their eigh is float64 on float32 values.
+    Returns the bases and how many factors needed the float64 retry. With ``freeze_basis`` every basis is the
+    identity (a test switch).
     """
     bases: list[Slot] = []
     retries = 0
@@ -156,14 +87,15 @@ def _initial_bases(
         elif freeze_basis:
             bases.append(torch.eye(factor.shape[0], dtype=factor.dtype, device=factor.device))
         else:
-            _, vectors, retried = eigh_with_fallback(factor, jitter=jitter, dtype=work_dtype)
+            rounded = factor.to(rounding).to(factor.dtype)
+            _, vectors, retried = eigh_with_fallback(rounded, jitter=jitter)
             retries += int(retried)
             bases.append(torch.flip(vectors, [1]))
     return bases, retries
 
 
 def _refresh_bases(
-    factors: list[Slot], bases: list[Slot], exp_avg_sq: torch.Tensor, layout: _Layout, work_dtype: torch.dtype
+    factors: list[Slot], bases: list[Slot], exp_avg_sq: torch.Tensor, layout: Layout, work_dtype: torch.dtype
 ) -> None:
     """One power-iteration step plus QR per side, in ``work_dtype`` (official ``get_orthogonal_matrix_QR``).
 
@@ -171,7 +103,7 @@ def _refresh_bases(
     that dim with the same order (V is re-ordered, never rotated), then Q <- qr(L Q).Q. ``bases`` and ``exp_avg_sq``
     are updated in place.
     """
-    v = _to_layout(exp_avg_sq, layout)
+    v = to_layout(exp_avg_sq, layout)
     permuted = False
     for ind, (factor, basis) in enumerate(zip(factors, bases, strict=True)):
         if not isinstance(factor, torch.Tensor):
@@ -186,26 +118,27 @@ def _refresh_bases(
         q, _ = torch.linalg.qr(m @ o[:, sort_idx])
         bases[ind] = q.to(factor.dtype)
     if permuted:
-        exp_avg_sq.copy_(_from_layout(v, exp_avg_sq.shape, layout))
+        exp_avg_sq.copy_(from_layout(v, exp_avg_sq.shape, layout))
 
 
 def _soap_init(
     grad: torch.Tensor,
     *,
-    layout: _Layout,
+    layout: Layout,
     precondition_1d: bool,
     shampoo_beta: float,
     jitter: float,
-    work_dtype: torch.dtype | None,
+    rounding: torch.dtype,
     freeze_basis: bool,
 ) -> tuple[list[Slot], list[Slot], int]:
     """The first call on a tensor: factors from G, bases by eigh, and nothing else (no update, no decay).
 
-    ``grad`` is in the state dtype. Returns (GG, Q, number of float64 eigh retries).
+    ``grad`` is in the state dtype; ``rounding`` as in :func:`_initial_bases`. Returns (GG, Q, number of float64
+    eigh retries).
     """
     factors = _new_factors(grad, layout, precondition_1d)
     _update_factors(grad, factors, shampoo_beta, layout)
-    bases, retries = _initial_bases(factors, jitter=jitter, work_dtype=work_dtype, freeze_basis=freeze_basis)
+    bases, retries = _initial_bases(factors, jitter=jitter, rounding=rounding, freeze_basis=freeze_basis)
     return factors, bases, retries
 
 
@@ -225,7 +158,7 @@ def _soap_update(
     eps: float,
     weight_decay: float,
     refresh: bool,
-    layout: _Layout,
+    layout: Layout,
     normalize_grads: bool,
     correct_bias: bool,
     work_dtype: torch.dtype,
@@ -276,13 +209,8 @@ def _soap_update(
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
     checks: dict[str, Check] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "shampoo_beta": _check_shampoo_beta,
+        **shared_checks(),
         "eps": lambda v: check_real("eps", v, low=0.0),
-        "weight_decay": check_weight_decay,
-        "precondition_frequency": lambda v: _check_int("precondition_frequency", v, 1),
-        "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
         "data_format": lambda v: check_choice("data_format", v, DATA_FORMATS),
         "eigh_jitter": lambda v: check_real("eigh_jitter", v, low=0.0),
         **bool_checks(*_FLAGS),
@@ -301,20 +229,13 @@ def _check_soap_impl(impl: str | None) -> str:
     return "reference" if check_impl(impl) == "reference" else "batched"
 
 
-def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> _Layout:
+def _layout_for(p: torch.Tensor, group: dict[str, Any]) -> Layout:
     # merge_dims cannot reshape some empty shapes (e.g. (5, 0) -> [5]); an empty tensor has nothing to merge.
-    return _Layout(
+    return Layout(
         merge=group["merge_dims"] and p.numel() > 0,
         max_dim=group["max_precond_dim"],
         channels_last=group["data_format"] == "channels_last",
     )
-
-
-def _cast_slots(slots: object, dtype: torch.dtype, device: torch.device) -> object:
-    """Owned copies of the tensors in a GG/Q list in ``dtype``; ``[]`` placeholders and None pass through."""
-    if isinstance(slots, list):
-        return [s.to(device=device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else [] for s in slots]
-    return slots
 
 
 class SOAP(CheckedOptimizer):
@@ -322,7 +243,7 @@ class SOAP(CheckedOptimizer):
 
     Vyas, Morwani, Zhao, Kwun, Shapira, Brandfonbrener, Janson, Kakade, ICLR 2025, https://arxiv.org/abs/2409.11321.
     Follows ``soap.py`` of the official code, https://github.com/nikhilvyas/SOAP, at commit a1e5535 (2024-12-02,
-    PR #18: momentum kept in the eigenbasis), including its defaults.
+    the version that keeps the momentum in the eigenbasis), including its defaults.
 
     Per tensor, with G = p.grad, sb = ``shampoo_beta`` (betas[1] if negative), one factor GG[i] per side of size
     k <= ``max_precond_dim`` (identity, stored as ``[]``, elsewhere):
@@ -366,12 +287,12 @@ class SOAP(CheckedOptimizer):
             layout (O, H, W, I) is merged as (O, I, H, W). No effect without ``merge_dims`` (as in the official
             code). Default "channels_first".
         correct_bias: Adam bias correction in the step size. Default True.
-        eigh_jitter: >= 0, added to the factors' diagonal before the initial eigh (official 1e-30; issue #14 proposes
-            1e-20). Default 1e-30.
+        eigh_jitter: >= 0, added to the factors' diagonal before the initial eigh (official 1e-30; a larger one,
+            e.g. 1e-20, helps eigh converge on rank-deficient factors). Default 1e-30.
         freeze_basis: test switch: Q is the identity and never refreshed, V is never permuted; GG is still
             accumulated. SOAP then equals its Adam variant step for step. Default False.
-        precise: test switch: run eigh and QR in the factors' own dtype (float64 for float64 params) instead of the
-            official float32. No effect for float32/bfloat16 params. Default False.
+        precise: test switch: for float64 params, eigh on the unrounded factor and QR in float64 (the official code
+            rounds both to float32). No effect for float32/bfloat16 params. Default False.
         impl: "reference" runs the per-tensor definition; "batched" stacks tensors of equal shape and does the
             rotations, factor updates and QR refreshes with bmm and batched QR (:mod:`papers.soap.batched`; equal to
             the reference to fp32/fp64 rounding; it skips the momentum's identity round trip between refreshes).
@@ -383,15 +304,16 @@ class SOAP(CheckedOptimizer):
 
     Precision: M, V, GG and Q are float32 for float32/bfloat16/float16 params (QR has no sub-fp32 path; storing
     them in bf16 is a memory trade-off, not the official semantics) and the update is computed in float32 and
-    copied back; float64 params keep float64 state. eigh and QR run in float32 unless ``precise``: for float64
-    params that is the official code's own behaviour (it can only run float64 under
-    ``torch.set_default_dtype(torch.float64)``, where GG and Q are float64 and ``.float()`` downcasts them for
-    eigh/QR).
+    copied back; float64 params keep float64 state. The official code runs a float64 param only under
+    ``torch.set_default_dtype(torch.float64)`` (it makes GG in the default dtype and ``lerp_`` rejects mixed
+    dtypes); there GG and Q are float64, the initial eigh runs in float64 on the factor rounded to float32
+    (``.float()``, then ``+ 1e-30 * eye`` in the default dtype promotes the sum back), and every QR refresh runs in
+    float32 on the rounded factor and basis. Ours computes the same for float64 params unless ``precise``.
 
     Deviations from the official code (theta and the state are otherwise the same):
-        * bfloat16/float16 params get float32 M and V and a float32 update (official: M and V in the param dtype,
-          GG in the default dtype, mixed-dtype ``lerp_`` on float64 params); ``load_state_dict`` keeps the
-          float32 state (torch casts every floating state tensor, nested lists included, to the param dtype).
+        * bfloat16/float16 params get float32 M and V and a float32 update (official: M and V in the param dtype
+          and GG in the default dtype, so ``lerp_`` rejects a low-precision Gram matrix); ``load_state_dict`` keeps
+          the float32 state (torch casts every floating state tensor, nested lists included, to the param dtype).
         * ``precondition_frequency``, ``shampoo_beta`` (and so its betas[1] default) and ``data_format`` are read
           from the param group at every step, so they can be scheduled and set per group. The official code copies
           the first two into each tensor's state at its first call and keeps ``data_format`` as an attribute; when
@@ -466,7 +388,6 @@ class SOAP(CheckedOptimizer):
                 dtype = state_dtype(p.dtype)
                 grad = p.grad if p.grad.dtype == dtype else p.grad.to(dtype)
                 layout = _layout_for(p, group)
-                work_dtype = dtype if group["precise"] else torch.float32
 
                 if "Q" not in state:
                     factors, bases, retries = _soap_init(
@@ -475,16 +396,11 @@ class SOAP(CheckedOptimizer):
                         precondition_1d=group["precondition_1d"],
                         shampoo_beta=shampoo_beta,
                         jitter=group["eigh_jitter"],
-                        work_dtype=work_dtype,
+                        rounding=dtype if group["precise"] else torch.float32,
                         freeze_basis=group["freeze_basis"],
                     )
                     if retries:
-                        warnings.warn(
-                            f"SOAP: eigh of a Kronecker factor failed in {work_dtype} and was retried in float64 "
-                            f"(parameter of shape {tuple(p.shape)}); counted in state['eigh_retries']",
-                            RuntimeWarning,
-                            stacklevel=2,
-                        )
+                        warn_eigh_retries("SOAP", dtype, p.shape)
                     fmt = torch.preserve_format
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=fmt)
@@ -503,8 +419,6 @@ class SOAP(CheckedOptimizer):
                 beta1: float, beta2: float, shampoo_beta: float) -> None:
         """The step of every tensor past its first call: per tensor (``impl="reference"``) or batched over tensors of
         equal shape, dtype and step (:mod:`papers.soap.batched`)."""
-        from papers.soap.batched import soap_update_batched
-
         buckets: dict[tuple, list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]]] = {}
         for item in pending:
             p, _, state = item
@@ -543,17 +457,7 @@ class SOAP(CheckedOptimizer):
         Also accepts an official SOAP checkpoint: group keys it lacks are taken from this optimizer's current groups,
         and the per-tensor ``precondition_frequency`` / ``shampoo_beta`` it keeps in the state are dropped.
         """
-        dtype = state_dtype(p.dtype)
         for key in _OFFICIAL_STATE_HYPERPARAMETERS:
             state.pop(key, None)
-        for key in ("step", "eigh_retries"):
-            if key in saved:
-                state[key] = int(saved[key])
+        restore_state(p, saved, state, ("GG", "Q"))
         state.setdefault("eigh_retries", 0)
-        for key in ("exp_avg", "exp_avg_sq"):
-            value = saved.get(key)
-            if isinstance(value, torch.Tensor):
-                state[key] = value.to(device=p.device, dtype=dtype, copy=True)
-        for key in ("GG", "Q"):
-            if key in saved:
-                state[key] = _cast_slots(saved[key], dtype, p.device)

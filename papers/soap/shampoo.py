@@ -7,7 +7,6 @@ definition); faster variants go beside them and are tested against them.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -17,28 +16,17 @@ from torch.optim.optimizer import ParamsT
 from common.optim.base import CheckedOptimizer
 from common.optim.linalg import eigh_with_fallback
 from common.optim.precision import state_dtype
-from common.optim.validation import (
-    Check,
-    check_betas,
-    check_bool,
-    check_eps,
-    check_lr,
-    check_real,
-    check_weight_decay,
-    validate_group,
-)
-from papers.soap.optim import _check_int, _check_shampoo_beta
+from common.optim.validation import Check, check_bool, check_eps, check_real, validate_group
+from papers.soap.preconditioned import Slot, check_int, restore_state, shared_checks, warn_eigh_retries
 
 __all__ = ["Shampoo"]
-
-Slot = torch.Tensor | list
 
 
 def _check_start(value: object) -> int | float | None:
     """None (= precondition_frequency), an int >= 1, or math.inf (never precondition: the grafting optimizer)."""
     if value is None or (isinstance(value, float) and value == math.inf):
         return value
-    return _check_int("start_preconditioning_step", value, 1)
+    return check_int("start_preconditioning_step", value, 1)
 
 
 def _matrix_shape(p: torch.Tensor, max_precond_dim: int) -> tuple[int, int] | None:
@@ -137,16 +125,11 @@ def _shampoo_update(
 def _validated(group: dict[str, Any]) -> dict[str, Any]:
     """Check (and normalise) whichever hyperparameters ``group`` sets; the error names the argument."""
     checks: dict[str, Check] = {
-        "lr": check_lr,
-        "betas": check_betas,
-        "shampoo_beta": _check_shampoo_beta,
+        **shared_checks(),
         "eps": check_eps,
-        "weight_decay": check_weight_decay,
-        "precondition_frequency": lambda v: _check_int("precondition_frequency", v, 1),
         "start_preconditioning_step": _check_start,
         "inv_root": lambda v: check_real("inv_root", v, low=0.0, low_inclusive=False),
         "matrix_eps": lambda v: check_eps(v, "matrix_eps"),
-        "max_precond_dim": lambda v: _check_int("max_precond_dim", v, 0),
         "precise": lambda v: check_bool("precise", v),
     }
     return validate_group(group, checks)
@@ -313,20 +296,9 @@ class Shampoo(CheckedOptimizer):
                 )
                 if retries:
                     state["eigh_retries"] += retries
-                    warnings.warn(f"Shampoo: eigh failed in float32 and was retried in float64 (parameter of shape "
-                                  f"{tuple(p.shape)}); counted in state['eigh_retries']", RuntimeWarning, stacklevel=2)
+                    warn_eigh_retries("Shampoo", dtype if group["precise"] else torch.float32, p.shape)
         return loss
 
     def _restore_state(self, p: torch.Tensor, saved: dict[str, Any], state: dict[str, Any]) -> None:
         """After torch's load: restore float32 state for bf16/fp16 params, int counters, and owned copies."""
-        dtype = state_dtype(p.dtype)
-        for key in ("step", "eigh_retries"):
-            if key in saved:
-                state[key] = int(saved[key])
-        for key in ("exp_avg", "exp_avg_sq"):
-            if isinstance(saved.get(key), torch.Tensor):
-                state[key] = saved[key].to(device=p.device, dtype=dtype, copy=True)
-        for key in ("GG", "roots"):
-            if isinstance(saved.get(key), list):
-                state[key] = [s.to(device=p.device, dtype=dtype, copy=True) if isinstance(s, torch.Tensor) else []
-                              for s in saved[key]]
+        restore_state(p, saved, state, ("GG", "roots"))

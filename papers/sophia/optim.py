@@ -187,7 +187,7 @@ class SophiaG(_Sophia):
     Liu, Li, Hall, Liang, Ma, ICLR 2024, https://arxiv.org/abs/2305.14342.
     Follows ``sophia.py::SophiaG`` at https://github.com/Liuhong99/Sophia, HEAD a7e1572 (2024-01-29), including its
     defaults and its (lr, rho, bs) parameterization. Do not port an (lr, rho) pair from the paper, levanter or
-    older commits of the repo: each used a different scaling (spec sophia.md section 2.4).
+    other commits of the repo: each scales rho differently, so only pairs tuned for this rule apply.
 
     Each step (no bias correction of m or h):
         theta <- theta (1 - lr wd);  m <- b1 m + (1-b1) g;
@@ -248,8 +248,8 @@ class SophiaH(_Sophia):
     """Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training (Sophia-H).
 
     Liu, Li, Hall, Liang, Ma, ICLR 2024, https://arxiv.org/abs/2305.14342. The paper's Hutchinson variant under the
-    update rule of :class:`SophiaG` (https://github.com/Liuhong99/Sophia, a7e1572), as decided in spec sophia.md
-    section 3: there is no official PyTorch SophiaH at HEAD.
+    update rule of :class:`SophiaG` (https://github.com/Liuhong99/Sophia, a7e1572): the repository at that commit
+    has no PyTorch SophiaH, so the update is SophiaG's with the Hutchinson estimate in place of Gauss-Newton-Bartlett.
 
     Each step: theta <- theta (1 - lr wd); m <- b1 m + (1-b1) g;
     theta <- theta - lr sign(m) min(|m| / max(rho h, 1e-15), 1), so a coordinate with h <= 0 takes a full sign step

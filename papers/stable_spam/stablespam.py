@@ -102,7 +102,7 @@ class StableSPAM(CheckedOptimizer):
         amsgrad: keep the running max of v (official: never reset). Default False.
         gamma1: AdaGN's first-moment rate in (0, 1), or -1 for beta1. Default 0.7 (the 4-bit setting; BF16: 0.85).
         gamma2: AdaGN's second-moment rate. Default 0.9 (BF16: 0.99999).
-        gamma3: AdaClip's rate (``theta`` before 2025-03-03). Default 0.999.
+        gamma3: AdaClip's rate (the official code stores it as ``self.theta``). Default 0.999.
         total_T: steps of the cosine scale on gamma1 and beta1, or None (scale 1). Default None.
         eta_min: the scale's floor. Default 0.5.
         update_proj_gap: MoRet period in optimizer steps; None or 0 turns resets off. Default 1000.
@@ -123,8 +123,7 @@ class StableSPAM(CheckedOptimizer):
         * ``total_steps`` lives in ``self.state["total_steps"]`` and round-trips through ``state_dict`` (the
           official attribute is lost on resume, which shifts resets and the beta1 schedule); the scalar EMAs are
           0-d tensors of the state dtype.
-        * AdaClip does not write into ``p.grad`` unless ``mutate_grad=True``; no host syncs; no prints; ``step``
-          returns the loss only (the official returns ``(loss, norm)``).
+        * AdaClip does not write into ``p.grad`` unless ``mutate_grad=True``; no host syncs.
         * precision: fp16/bf16 params get fp32 state and maths (the official keeps bf16 state for bf16 params);
           ``load_state_dict`` keeps it fp32.
         * options are per param group; stricter validation; sparse gradients and complex params raise.
@@ -168,7 +167,8 @@ class StableSPAM(CheckedOptimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """Perform one optimisation step; ``closure`` re-evaluates the model and returns the loss."""
+        """Perform one optimisation step; ``closure`` re-evaluates the model. Returns its loss (None without one),
+        as the official ``StableSPAM.step`` does."""
         loss = self._evaluate(closure)
         n = self.state["total_steps"] = int(self.state.get("total_steps", 0)) + 1
         stats: dict[str, list[torch.Tensor]] | None = None

@@ -50,7 +50,7 @@ class TracingLanguageModel(LanguageModelModule):
 
 
 def count_spikes(losses: Sequence[float], window: int = 20, factor: float = 1.5) -> int:
-    """Steps whose training loss exceeds ``factor`` x the median of the previous ``window`` losses (spec §6)."""
+    """Steps whose training loss exceeds ``factor`` x the median of the previous ``window`` losses: a spike."""
     n = 0
     for i in range(window, len(losses)):
         if losses[i] > factor * statistics.median(losses[i - window:i]):

@@ -3,9 +3,9 @@ trains ReLU MLPs of growing depth; at fixed fractions of every epoch, 32 random 
 total variance of the SVRG estimate g_B(theta) - g_B(theta~) + mu~ against that of the SGD estimate g_B(theta),
 with theta~ the snapshot taken at the start of the epoch and mu~ its full gradient.
 
-A diagnostic, not a training comparison: no LR tuning (the paper's fixed SGD settings, spec §3.5). Plain loops
-over in-memory tensors; the snapshot gradients use ``torch.func.functional_call`` on the snapshot weights, so
-the training model is never touched by a probe.
+A diagnostic, not a training comparison: no LR tuning (the paper's fixed SGD settings; the claim is about the
+variance, not the best loss). Plain loops over in-memory tensors; the snapshot gradients use
+``torch.func.functional_call`` on the snapshot weights, so the training model is never touched by a probe.
 """
 
 from __future__ import annotations

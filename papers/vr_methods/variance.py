@@ -1,4 +1,4 @@
-"""Gradient-variance metrics of alpha-SVRG (§2.1 of the spec) over a stack of per-probe gradient estimates."""
+"""Gradient-variance metrics of alpha-SVRG over a stack of per-probe gradient estimates."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""AdaBelief (papers/adabelief/optim.py) against adabelief-pytorch 0.2.1, hand-derived steps and spec §4 invariants.
+"""AdaBelief (papers/adabelief/optim.py) against adabelief-pytorch 0.2.1, hand-derived steps and AdaBelief's invariants.
 
-Parity is asserted bit for bit (stronger than the spec's rtol 1e-12): our update follows the package's operation
+Parity is asserted bit for bit (stronger than rtol 1e-12): our update follows the package's operation
 order, including the rectified step size (common.optim.rectify.rectified_step_size), so float64 runs are equal.
 """
 
@@ -129,7 +129,7 @@ def test_matches_package_bit_for_bit_float64(mode: str) -> None:
 
 
 def test_amsgrad_max_is_ignored_by_rectified_steps_as_in_the_package() -> None:
-    """Spec §2 quirk: with rectify on, amsgrad only tracks s_max; theta is the same as without amsgrad."""
+    """Official quirk: with rectify on, amsgrad only tracks s_max; theta is the same as without amsgrad."""
     kw = MODES["d_amsgrad_rectify"]
     with_max, without = make_params(), make_params()
     opt_max, opt = AdaBelief(with_max, **kw), AdaBelief(without, **{**kw, "amsgrad": False})
@@ -156,7 +156,8 @@ def test_amsgrad_max_is_ignored_by_rectified_steps_as_in_the_package() -> None:
 
 
 def test_defaults_and_presets() -> None:
-    """PACKAGE_DEFAULT is read off the package's signature; PAPER_CIFAR differs in exactly the spec §2 options."""
+    """PACKAGE_DEFAULT is read off the package's signature; PAPER_CIFAR differs in exactly the options the paper's
+    CIFAR runs set."""
     ref_sig = inspect.signature(adabelief_pytorch.AdaBelief.__init__).parameters
     ours_sig = inspect.signature(AdaBelief.__init__).parameters
     ref_defaults = {k: v.default for k, v in ref_sig.items() if k not in ("self", "params", "print_change_log")}
@@ -210,14 +211,14 @@ def test_loads_a_package_checkpoint_and_continues_like_the_package() -> None:
 @pytest.mark.parametrize("eps", [1e-8, 1e-16])
 @pytest.mark.parametrize("rectify", [False, True])
 def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
-    """Zero gradients from zero state: s_T = eps (1-b2^T)/(1-b2) (spec §4); "eps added once" gives s_T = eps.
+    """Zero gradients from zero state: s_T = eps (1-b2^T)/(1-b2); "eps added once" gives s_T = eps.
 
-    Tolerance: the exact value (rational arithmetic on the float b2) is met to the spec's 1e-15 for T <= 50.
+    Tolerance: the exact value (rational arithmetic on the float b2) is met to 1e-15 for T <= 50.
     Beyond that no float64 implementation can: s <- b2 s + eps rounds twice per step and, for T << 1/(1-b2),
     the errors are barely damped (measured: the plain Python recurrence ``s = s * b2 + eps`` is off by ~1e-14 at
     T=1000, 1.1e-15 already at T=89 for eps=1e-16, bit-identical to the optimizer's s). There we hold it to the
     first-order a-priori bound 2 T u (u = 2^-53), which still fails "eps added once" by a factor ~T.
-    Note the spec's closed form evaluated in floats is itself off by 1.4e-14 at T=2 (cancellation in 1 - b2^T).
+    Note the closed form evaluated in floats is itself off by 1.4e-14 at T=2 (cancellation in 1 - b2^T).
     """
     beta2 = 0.999
     checkpoints = {1: 1e-15, 2: 1e-15, 3: 1e-15, 10: 1e-15, 50: 1e-15, 300: 600 * 2**-53, 1000: 2000 * 2**-53}
@@ -237,7 +238,7 @@ def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
 
 
 def test_hand_derived_first_step_paper_mode() -> None:
-    """Spec §4: m1 = (1-b1) g, s1 = (1-b2) b1^2 g^2 + eps, so d theta = -lr g / (sqrt(b1^2 g^2 + eps/(1-b2)) + eps).
+    """m1 = (1-b1) g, s1 = (1-b2) b1^2 g^2 + eps, so d theta = -lr g / (sqrt(b1^2 g^2 + eps/(1-b2)) + eps).
 
     theta0 = 0, so theta1 is the step itself and no cancellation against theta0 hides an error.
     """

@@ -344,3 +344,21 @@ def test_compiled_argument_lists_are_reused_and_dropped_with_the_model() -> None
     del opt, params, p
     gc.collect()
     assert not set(dispatch._PREPARED) - before
+
+
+def test_compiled_with_the_production_group_size_matches_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py lowers dispatch.GROUP so the suite compiles smaller graphs; this runs the production size
+    on 37 tensors: two full groups, a padded third, and the single-element and empty tensors foreach takes."""
+    monkeypatch.setattr(dispatch, "GROUP", dispatch.DEFAULT_GROUP)
+    assert dispatch.GROUP > 4
+    shapes = [(k + 2,) for k in range(2 * dispatch.GROUP)] + [(5, 3), (1,), (0,), (33, 17), (2, 3, 5)]
+    case = CASES["adamw"](0.1)
+    want = _run(case, "reference", torch.float32, shapes, steps=3)
+    before = set(dispatch._PREPARED)
+    got = _run(case, "compiled", torch.float32, shapes, steps=3)
+    _assert_matches("compiled", torch.float32, got, want)
+    new = [dispatch._PREPARED[k] for k in set(dispatch._PREPARED) - before]
+    assert new  # the compiler ran (a fallback to foreach prepares nothing); one entry a step (new grads each step)
+    for small, groups in new:
+        assert [len(idx) for idx, _ in groups] == [dispatch.GROUP, dispatch.GROUP, 3]
+        assert len(small) == 1  # the (1,) tensor; the empty one never reaches the compiled path

@@ -1,4 +1,4 @@
-"""Exact MARS driven from a Lightning ``training_step`` with manual optimization (spec mars.md §3, decision 5).
+"""Exact MARS driven from a Lightning ``training_step`` with manual optimization.
 
 The optimizer is reached through Lightning's ``LightningOptimizer`` wrapper, so this checks that the exact-mode API
 (``update_previous_grad`` / ``update_last_grad``) and the closure-only ``step`` work there, and that the fit gives the

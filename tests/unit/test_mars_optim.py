@@ -1,5 +1,5 @@
-"""MARS (papers/mars/optim.py) against torch AdamW, a Lion reference, hand derivations and the invariants of spec
-mars.md §4. Float64 unless a test is about precision."""
+"""MARS (papers/mars/optim.py) against torch AdamW, a Lion reference, hand derivations and MARS's
+invariants. Float64 unless a test is about precision."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def quad_batches(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_gamma0_without_clip_is_torch_adamw_on_2d_and_adamw_with_1d_settings_elsewhere(amsgrad: bool) -> None:
-    """Spec §4: 100 random steps, rtol 1e-12. A "no decay" group (wd 0) still decays 1-D/4-D tensors by wd_1d."""
+    """100 random steps, rtol 1e-12. A "no decay" group (wd 0) still decays 1-D/4-D tensors by wd_1d."""
     lr, betas, eps, wd, lr_1d, betas_1d, wd_1d = 1e-2, (0.95, 0.99), 1e-8, 0.1, 4e-3, (0.9, 0.95), 0.2
     ours_p = make_params()
     ref_2d, ref_other = clone_params(ours_p[:2]), clone_params(ours_p[2:])
@@ -175,7 +175,7 @@ def test_optimize_1d_sends_a_vector_through_the_mars_branch() -> None:
 
 @pytest.mark.parametrize("grad_scale", [0.05, 3.0])  # c below and above the clip
 def test_first_step_hand_derived(grad_scale: float) -> None:
-    """Spec §4: c1 = g1 (1 + gamma b1/(1-b1)), clipped; m_hat = c1, sqrt(v_hat) = |c1|, so
+    """c1 = g1 (1 + gamma b1/(1-b1)), clipped; m_hat = c1, sqrt(v_hat) = |c1|, so
     theta1 = theta0 - lr (wd theta0 + c1 / (|c1| + eps)). A large eps makes its placement visible."""
     lr, (b1, b2), eps, wd, gamma = 1e-2, (0.95, 0.99), 1e-2, 0.1, 0.025
     params = make_params(SHAPES_2D)
@@ -194,7 +194,7 @@ def test_first_step_hand_derived(grad_scale: float) -> None:
 
 @pytest.mark.parametrize("clip_c", [True, False])
 def test_second_step_correction_elementwise_and_update(clip_c: bool) -> None:
-    """Spec §4: c2 = g2 + gamma b1/(1-b1) (g2 - g1) before the clip. c2 is recovered from m: (m2 - b1 m1)/(1-b1)."""
+    """c2 = g2 + gamma b1/(1-b1) (g2 - g1) before the clip. c2 is recovered from m: (m2 - b1 m1)/(1-b1)."""
     lr, (b1, b2), eps, wd, gamma = 1e-2, (0.9, 0.99), 1e-8, 0.1, 0.5
     params = make_params(SHAPES_2D)
     opt = MARS(params, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, gamma=gamma, clip_c=clip_c)
@@ -218,7 +218,7 @@ def test_second_step_correction_elementwise_and_update(clip_c: bool) -> None:
 
 
 def test_mars_m_efficient_invariant() -> None:
-    """Spec §4 (MARS-M, mars_m_efficient.py): unclipped approx momentum m_t = gamma g_t + b1 b_t with
+    """MARS-M (mars_m_efficient.py): unclipped approx momentum m_t = gamma g_t + b1 b_t with
     b_t = b1 b_{t-1} + (1-gamma)(1-b1)/b1 g_t, b_0 = 0: MARS-approx is a Nesterov-style momentum.
     Fused kernels (compiled, triton) round each expression once: near-cancelling entries drift ~1e-15 in 60 steps."""
     atol = 1e-14 if default_impl() in ("compiled", "triton") else 1e-15
@@ -252,7 +252,7 @@ def _run_lion_pair(gamma: float, mars_betas: tuple[float, float], lion_betas: tu
 
 
 def test_lion_gamma0_is_signum_that_is_lion_with_equal_betas() -> None:
-    """Spec §4: with gamma=0 and no clip MARS-Lion is Signum, theta <- theta - lr (wd theta + sign(EMA_b1(g)));
+    """With gamma=0 and no clip MARS-Lion is Signum, theta <- theta - lr (wd theta + sign(EMA_b1(g)));
     Lion with beta1 = beta2 = b is exactly that (its interpolation equals its new momentum)."""
     _run_lion_pair(0.0, (0.9, 0.99), (0.9, 0.9))
 
@@ -369,7 +369,7 @@ def _train_linear(set_to_none: bool, steps: int = 12) -> tuple[list[torch.Tensor
 
 
 def test_zero_grad_set_to_none_false_does_not_switch_the_correction_off() -> None:
-    """Spec §4 aliasing regression: with the official alias, set_to_none=False makes last_grad == g at every step."""
+    """Aliasing: with the official alias, set_to_none=False makes last_grad == g at every step."""
     params_none, gaps_none = _train_linear(set_to_none=True)
     params_zero, gaps_zero = _train_linear(set_to_none=False)
     for p, q in zip(params_none, params_zero, strict=True):
@@ -433,7 +433,7 @@ def _run_approx(batches, gamma: float = 0.5) -> torch.Tensor:
 
 
 def test_exact_mode_last_grad_is_the_gradient_of_the_current_batch_at_the_previous_parameters() -> None:
-    """Spec §4: on f(x, xi) = 1/2 ||A_xi x - b_xi||^2, last_grad at step t equals grad f(x_{t-1}, xi_t) analytically."""
+    """On f(x, xi) = 1/2 ||A_xi x - b_xi||^2, last_grad at step t equals grad f(x_{t-1}, xi_t) analytically."""
     record: list = []
     _run_exact_lookahead(quad_batches(12), record=record)
     assert len(record) == 10
@@ -451,7 +451,7 @@ def test_exact_mode_both_call_orders_give_the_same_trajectory_and_differ_from_ap
 
 
 def test_exact_sgd_type_with_gamma_1_is_storm() -> None:
-    """Spec §4 (the vr_methods parity, here on analytic gradients): MARS-sgd, gamma=1, exact, no clip, wd=0 is STORM
+    """The vr_methods parity, here on analytic gradients: MARS-sgd, gamma=1, exact, no clip, wd=0 is STORM
     (Cutkosky & Orabona 2019) with a = 1 - b1: d_t = g(x_t, xi_t) + (1-a)(d_{t-1} - g(x_{t-1}, xi_t)), d_1 = g_1,
     x_{t+1} = x_t - lr d_t."""
     lr, b1 = 5e-2, 0.9

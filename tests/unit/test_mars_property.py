@@ -1,6 +1,6 @@
 """Properties of MARS over random shapes (empty, 0-D, 1-element, 1- to 4-D) and hyperparameters:
 (1) gamma=0 without the clip is torch AdamW, with MARS's settings on 2-D tensors and the 1-D settings elsewhere;
-(2) every instance equals a float64 transcription of the update rule of spec mars.md §2."""
+(2) every instance equals a float64 transcription of the update rule in MARS's docstring."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _ns5(m: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def _reference_step(theta: torch.Tensor, g: torch.Tensor, st_: dict, hp: dict) -> torch.Tensor:
-    """Spec mars.md §2, transcribed. ``st_`` holds t, m, v, vmax, last (zeros at the start)."""
+    """The MARS update rule, transcribed. ``st_`` holds t, m, v, vmax, last (zeros at the start)."""
     st_["t"] += 1
     t, eps = st_["t"], hp["eps"]
     if hp["optimize_1d"] or g.ndim == 2:

@@ -1,5 +1,5 @@
 """Fake quantization (common.quant): levels, groups, outliers, stochastic rounding, the STE gradient, and which
-LLaMA modules get quantized (spec stable_spam.md §2.3, §4)."""
+LLaMA modules get quantized."""
 
 import pytest
 import torch

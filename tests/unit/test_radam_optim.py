@@ -1,4 +1,4 @@
-"""RAdam (papers/radam/optim.py) against torch, hand-derived steps and the invariants of spec radam.md §4."""
+"""RAdam (papers/radam/optim.py) against torch, hand-derived steps and RAdam's invariants."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def assert_same_moments(ours: dict, ref: dict) -> None:
 
 
 def test_rho_t_schedule_matches_spec_and_first_adaptive_step_is_6() -> None:
-    # Spec §2 list (printed to 2-3 decimals) and the same values to 4 decimals, computed by hand.
+    # The published list (printed to 2-3 decimals) and the same values to 4 decimals, computed by hand.
     spec = ["1.00", "2.00", "3.00", "4.00", "4.996", "5.994", "6.99", "7.99", "8.99"]
     precise = [1.0, 1.9995, 2.9987, 3.9975, 4.9960, 5.9942, 6.9920, 7.9895, 8.9867]
     for t, (printed, value) in enumerate(zip(spec, precise, strict=True), start=1):
@@ -73,7 +73,7 @@ def test_rho_t_schedule_matches_spec_and_first_adaptive_step_is_6() -> None:
     [(0.999, [556, 2737, 5654]), (0.99, [61, 277, 567]), (0.98, [33, 140, 284])],
 )
 def test_rectifier_is_slow_as_spec_says(beta2: float, levels: list[int]) -> None:
-    """Spec §2: first t at which r_t reaches 0.5, 0.9 and 0.99."""
+    """First t at which r_t reaches 0.5, 0.9 and 0.99."""
     r = [rectifier(t, beta2) or 0.0 for t in range(1, 6000)]
     first = [next(t for t, x in enumerate(r, start=1) if x >= lvl) for lvl in (0.5, 0.9, 0.99)]
     assert first == levels
@@ -132,7 +132,7 @@ def test_matches_torch_radam_decoupled_float64(weight_decay: float, beta2: float
 
 
 def test_reduces_to_adam_when_rectifier_forced_to_one() -> None:
-    """Spec §4: for t >= 6 with r_t = 1 the step is Adam's on the same (m, v).
+    """For t >= 6 with r_t = 1 the step is Adam's on the same (m, v).
 
     RAdam adds eps to sqrt(v), Adam to sqrt(v)/sqrt(1-b2^t): Adam's eps is set to eps/sqrt(1-b2^t) at each
     step, which makes the two exactly equal in exact arithmetic. A large eps makes its placement matter.

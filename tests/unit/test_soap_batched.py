@@ -8,7 +8,7 @@ import torch
 
 from papers.soap import SOAP
 from papers.soap.batched import _project
-from papers.soap.optim import _Layout
+from papers.soap.layout import Layout
 from papers.soap.optim import _project as project_one
 
 SHAPES = [(6, 4), (6, 4), (6, 4), (5,), (5,), (3, 2, 4), (3, 2, 4), (4, 3, 2, 2), (0, 3), (7, 12), (1,)]
@@ -69,7 +69,7 @@ def test_batched_projection_is_the_tensordot_chain(back: bool) -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, 4, 5, 2, generator=gen, dtype=torch.float64)
     qs = [torch.linalg.qr(torch.randn(3, k, k, generator=gen, dtype=torch.float64))[0] for k in (4, 5)] + [None]
-    layout = _Layout(merge=False, max_dim=100, channels_last=False)
+    layout = Layout(merge=False, max_dim=100, channels_last=False)
     got = _project(x, qs, back=back)
     for i in range(3):
         bases = [q[i] if q is not None else [] for q in qs]

@@ -1,5 +1,6 @@
 """SOAP (papers/soap/optim.py) against hand-written AdamW, torch Adam, an independent "momentum in the original
-space" transcription, hand-derived single steps, and the invariants of spec soap.md §4.
+space" transcription, a re-statement of the official dtypes for float64 params, hand-derived single steps, and
+SOAP's invariants (identity-rotation reductions, orthogonal Q, V only permuted at a refresh).
 
 Float64 unless a test is about precision. Tolerances: float64 runs whose eigh/QR are float64 (``precise=True``) or
 never run (identity rotations) are held to 1e-10..1e-12. Where the official float32 QR runs on float64 parameters,
@@ -16,14 +17,15 @@ import pytest
 import torch
 
 from common.optim.linalg import EighError
-from papers.soap.optim import SOAP, _from_layout, _Layout, _project, _to_layout
+from papers.soap.layout import Layout, from_layout, to_layout
+from papers.soap.optim import SOAP, _project
 
 HYPERPARAMETER_KEYS = {
     "params", "lr", "betas", "shampoo_beta", "eps", "weight_decay", "precondition_frequency", "max_precond_dim",
     "merge_dims", "precondition_1d", "normalize_grads", "data_format", "correct_bias", "eigh_jitter",
     "freeze_basis", "precise",
 }
-NO_MERGE = _Layout(merge=False, max_dim=10000, channels_last=False)
+NO_MERGE = Layout(merge=False, max_dim=10000, channels_last=False)
 
 
 def make_params(shapes, dtype: torch.dtype = torch.float64, seed: int = 0) -> list[torch.nn.Parameter]:
@@ -61,7 +63,7 @@ def project_ref(t: torch.Tensor, bases: list, *, back: bool) -> torch.Tensor:
 
 def hf_adamw(theta: torch.Tensor, grads: list[torch.Tensor], *, lr: float | list[float], betas: tuple[float, float],
              eps: float, wd: float, correct_bias: bool = True) -> list[torch.Tensor]:
-    """Spec §4's reference, the t-th update theta <- theta - lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps), then
+    """HF-style AdamW, the t-th update theta <- theta - lr sqrt(1-b2^t)/(1-b1^t) m/(sqrt(v)+eps), then
     theta <- theta (1 - lr wd); eps not bias-corrected. Returns theta after every step."""
     b1, b2 = betas
     m = torch.zeros_like(theta)
@@ -87,7 +89,7 @@ def tensor_slots(slots: list) -> list[torch.Tensor]:
     return [s for s in slots if isinstance(s, torch.Tensor)]
 
 
-# --- Identity-rotation reductions (spec §4) -----------------------------------------------------------------------
+# --- Identity-rotation reductions ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("correct_bias", [True, False])
@@ -128,7 +130,7 @@ def test_max_precond_dim_0_cross_checks_torch_adam_with_eps_0() -> None:
 
 
 def test_freeze_basis_is_hf_adamw_and_still_accumulates_the_factors() -> None:
-    """Spec §3.2's second route on a (16, 24) weight and a 1-D bias, across several would-be refresh steps."""
+    """``freeze_basis`` reduces SOAP to AdamW on a (16, 24) weight and a 1-D bias, across would-be refresh steps."""
     shapes = [(16, 24), (24,)]
     lr, betas, eps, wd, sb = 1e-2, (0.9, 0.99), 1e-8, 0.05, 0.9
     params = make_params(shapes)
@@ -170,7 +172,7 @@ def test_lr_is_read_from_the_group_every_step() -> None:
     torch.testing.assert_close(params[0].detach(), ref[-1], rtol=1e-12, atol=1e-15)
 
 
-# --- First call, refresh, rotation (spec §4) ---------------------------------------------------------------------
+# --- First call, refresh, rotation -------------------------------------------------------------------------------
 
 
 def test_first_call_only_initialises_the_preconditioner() -> None:
@@ -311,9 +313,9 @@ def test_momentum_is_re_expressed_and_v_only_permuted_across_refreshes(precise: 
 def soap_momentum_in_original_space(x0: torch.Tensor, batches: list[tuple[torch.Tensor, torch.Tensor]],
                                     bases0: list[torch.Tensor], *, lr: float, betas: tuple[float, float], eps: float,
                                     wd: float, f: int, sb: float, work: torch.dtype) -> torch.Tensor:
-    """The pre-PR #18 algorithm (commits 54480a8/bbce86e) for one matrix, written from spec §2: M is an EMA of the raw
-    G in the original space and is projected every step; V lives in the eigenbasis and is permuted on refresh; the
-    QR refresh runs in ``work`` (float32 as the official code, or float64).
+    """SOAP with the momentum kept in the original space (the official code's commits 54480a8/bbce86e) for one
+    matrix: M is an EMA of the raw G in the original space and is projected every step; V lives in the eigenbasis
+    and is permuted on refresh; the QR refresh runs in ``work`` (float32 as the official code, or float64).
 
     ``bases0`` is the first call's eigenbasis, taken from the optimizer: R = (1-sb) G_0^T G_0 has rank 16 < 24, so
     eigh's basis of its null space is arbitrary (it follows the last bits of R), and the later elementwise Adam
@@ -351,11 +353,10 @@ def soap_momentum_in_original_space(x0: torch.Tensor, batches: list[tuple[torch.
 
 @pytest.mark.parametrize(("precise", "tol"), [(True, 1e-12), (False, 5e-6)])
 def test_momentum_in_eigenbasis_matches_momentum_in_original_space(precise: bool, tol: float) -> None:
-    """Spec §4: a 16x24 least-squares problem, 40 steps, f=3, theta moves by ~0.46. The two codes are the same maths:
-    with float64 QR only rounding remains (measured 3e-15). With the official float32 QR, Q is orthogonal only to
-    ||Q^T Q - I|| ~ 3e-6 here, and HEAD carries M through Q and Q^T every step while the old code never does, so
-    they part by QR rounding: measured 9.2e-7 on this problem (the spec's 2.0e-7 was another instance), hence 5e-6
-    rather than the spec's 1e-6, which this instance passes with a 1.1x margin only."""
+    """A 16x24 least-squares problem, 40 steps, f=3, theta moves by ~0.46. The two codes are the same maths: with
+    float64 QR only rounding remains (3e-15). With the official float32 QR, Q is orthogonal only to
+    ||Q^T Q - I|| ~ 3e-6 here, and the eigenbasis momentum goes through Q and Q^T every step while the
+    original-space one never does, so they part by QR rounding: 9.2e-7 on this problem, held to 5e-6."""
     gen = torch.Generator().manual_seed(5)
     batches = [(torch.randn(32, 16, generator=gen, dtype=torch.float64) / 4,
                 torch.randn(32, 24, generator=gen, dtype=torch.float64)) for _ in range(40)]
@@ -490,9 +491,9 @@ def test_first_real_step_equals_the_hand_derived_update(shape, kwargs) -> None:
     g0, g1 = (g[0] for g in make_grads(2, [shape]))
     apply(opt, [p], [g0])
     apply(opt, [p], [g1])
-    layout = _Layout(kwargs.get("merge_dims", False), kwargs.get("max_precond_dim", 10000),
+    layout = Layout(kwargs.get("merge_dims", False), kwargs.get("max_precond_dim", 10000),
                      kwargs.get("data_format") == "channels_last")
-    g0v, g1v = _to_layout(g0, layout), _to_layout(g1, layout)
+    g0v, g1v = to_layout(g0, layout), to_layout(g1, layout)
     bases = []
     for dim in range(g0v.ndim):
         others = [d for d in range(g0v.ndim) if d != dim]
@@ -503,8 +504,8 @@ def test_first_real_step_equals_the_hand_derived_update(shape, kwargs) -> None:
     u = project_ref(m / (v.sqrt() + eps), bases, back=True)
     if kwargs.get("normalize_grads"):
         u = u / u.square().mean().sqrt()
-    theta = (_to_layout(theta0, layout) - lr * math.sqrt(1 - b2) / (1 - b1) * u) * (1 - lr * wd)
-    torch.testing.assert_close(p.detach(), _from_layout(theta, theta0.shape, layout), rtol=1e-10, atol=1e-12)
+    theta = (to_layout(theta0, layout) - lr * math.sqrt(1 - b2) / (1 - b1) * u) * (1 - lr * wd)
+    torch.testing.assert_close(p.detach(), from_layout(theta, theta0.shape, layout), rtol=1e-10, atol=1e-12)
 
 
 def test_normalize_grads_makes_each_update_rms_equal_to_the_step_size() -> None:
@@ -612,9 +613,9 @@ def test_bfloat16_params_get_float32_state_and_move() -> None:
             assert t.dtype == torch.float32
 
 
-def test_float64_default_mode_downcasts_eigh_and_qr_to_float32_and_precise_does_not() -> None:
-    """Decision 3: GG and Q are float64 for float64 params either way; the default (official) eigh/QR is float32,
-    so Q is orthogonal to ~1e-7 only; ``precise`` keeps it orthogonal to float64 rounding."""
+def test_float64_default_mode_runs_qr_in_float32_and_precise_does_not() -> None:
+    """GG and Q are float64 for float64 params either way; the default (official) QR refresh is float32, so Q is
+    orthogonal to ~1e-7 only; ``precise`` keeps it orthogonal to float64 rounding."""
     errors = {}
     for precise in (False, True):
         params = make_params([(16, 24)])
@@ -626,7 +627,97 @@ def test_float64_default_mode_downcasts_eigh_and_qr_to_float32_and_precise_does_
     assert 1e-9 < errors[False] < 1e-5 and errors[True] < 1e-12
 
 
-# --- NaN guard (spec §4, §7) -----------------------------------------------------------------------------------
+@pytest.fixture
+def eigh_inputs(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """The matrices ``torch.linalg.eigh`` is called on during the test, in call order."""
+    seen: list[torch.Tensor] = []
+    real_eigh = torch.linalg.eigh
+
+    def spy(matrix: torch.Tensor):
+        seen.append(matrix.clone())
+        return real_eigh(matrix)
+
+    monkeypatch.setattr(torch.linalg, "eigh", spy)
+    return seen
+
+
+@pytest.mark.parametrize("precise", [False, True])
+def test_float64_initial_eigh_runs_in_float64_on_the_factor_rounded_to_float32_unless_precise(
+        eigh_inputs: list[torch.Tensor], precise: bool) -> None:
+    """The official code under float64 default dtype: ``eigh(GG.float() + 1e-30 * eye)`` promotes to float64."""
+    seen = eigh_inputs
+    p = make_params([(5, 7)])[0]
+    opt = SOAP([p], precise=precise)
+    g = make_grads(1, [(5, 7)])[0][0] / 3
+    apply(opt, [p], [g])
+    factors = [0.05 * (g @ g.T), 0.05 * (g.T @ g)]
+    assert len(seen) == 2
+    for m, factor in zip(seen, factors, strict=True):
+        assert m.dtype == torch.float64
+        rounded = torch.equal(m, m.float().double())
+        assert rounded != precise
+        torch.testing.assert_close(m, factor, rtol=1e-7 if not precise else 1e-14, atol=0)
+
+
+def official_soap_float64(theta0: torch.Tensor, grads: list[torch.Tensor], *, lr: float, betas: tuple[float, float],
+                          eps: float, wd: float, f: int, sb: float) -> list[torch.Tensor]:
+    """The official SOAP (momentum in the eigenbasis) on one float64 matrix under a float64 default dtype, written
+    out from its dtype rules: the factors and Q are float64; the initial eigh is float64 on the factor rounded to
+    float32 (plus a float64 1e-30 I); each refresh rounds the factor and Q to float32, sorts by diag(Q^T L Q),
+    permutes V, and takes Q from a float32 QR of L Q. Returns theta after every call (the first only initialises)."""
+    b1, b2 = betas
+    theta = theta0.clone()
+    g = grads[0]
+    factors = [torch.lerp(torch.zeros(k, k, dtype=torch.float64), gram, 1 - sb)
+               for k, gram in ((g.shape[0], g @ g.T), (g.shape[1], g.T @ g))]
+    bases = [torch.linalg.eigh(f_.float() + 1e-30 * torch.eye(f_.shape[0], dtype=torch.float64)).eigenvectors.flip(1)
+             for f_ in factors]
+    m = torch.zeros_like(theta)
+    v = torch.zeros_like(theta)
+    out = [theta]
+    for t, g in enumerate(grads[1:], start=1):
+        gp = bases[0].T @ g @ bases[1]
+        m = b1 * m + (1 - b1) * gp
+        v = b2 * v + (1 - b2) * gp * gp
+        u = bases[0] @ (m / (v.sqrt() + eps)) @ bases[1].T
+        theta = theta - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * u
+        theta = theta - lr * wd * theta
+        m = bases[0] @ m @ bases[1].T  # to the original space with the old Q
+        factors = [torch.lerp(factors[0], g @ g.T, 1 - sb), torch.lerp(factors[1], g.T @ g, 1 - sb)]
+        if t % f == 0:
+            for side in (0, 1):
+                l32, q32 = factors[side].float(), bases[side].float()
+                order = torch.argsort(torch.diag(q32.T @ l32 @ q32), descending=True)
+                v = v.index_select(side, order)
+                bases[side] = torch.linalg.qr(l32 @ q32[:, order]).Q.double()
+        m = bases[0].T @ m @ bases[1]  # into the new basis
+        out.append(theta)
+    return out
+
+
+@pytest.mark.parametrize("impl", ["reference", "batched"])
+@pytest.mark.parametrize("shape", [(16, 24), (8, 5), (6, 6)])
+def test_float64_params_follow_the_official_dtypes_across_refreshes(impl: str, shape: tuple[int, int]) -> None:
+    """13 calls, a refresh every 3 steps (4 refreshes). (16, 24) and (8, 5) have rank-deficient factors, whose null
+    space basis follows the last bits eigh sees: a float32 eigh instead of the official float64 one put theta off by
+    0.2-0.46 of the distance travelled from the first update on. Measured now: the reference 2e-15, the batched
+    step (bmm and batched float32 QR round differently) 4e-7; held to 1e-12 and 1e-5."""
+    gen = torch.Generator().manual_seed(0)
+    theta0 = torch.randn(shape, generator=gen, dtype=torch.float64)
+    grads = [torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(13)]
+    lr, betas, wd, f = 1e-2, (0.9, 0.95), 0.01, 3
+    refs = official_soap_float64(theta0, grads, lr=lr, betas=betas, eps=1e-8, wd=wd, f=f, sb=betas[1])
+    x = torch.nn.Parameter(theta0.clone())
+    opt = SOAP([x], lr=lr, betas=betas, weight_decay=wd, precondition_frequency=f, impl=impl)
+    tol = 1e-12 if impl == "reference" else 1e-5
+    for g, ref in zip(grads, refs, strict=True):
+        apply(opt, [x], [g])
+        moved = (ref - theta0).norm().item()
+        assert (x.detach() - ref).norm().item() <= tol * moved
+    assert opt.state[x]["step"] == 12 and (refs[-1] - theta0).abs().max() > 0.05
+
+
+# --- NaN guard ----------------------------------------------------------------------------------------------------
 
 
 def test_all_zero_and_rank_deficient_gradients_do_not_raise() -> None:
@@ -642,15 +733,8 @@ def test_all_zero_and_rank_deficient_gradients_do_not_raise() -> None:
         assert opt.state[p]["eigh_retries"] == 0
 
 
-def test_eigh_jitter_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = []
-    real_eigh = torch.linalg.eigh
-
-    def spy(matrix: torch.Tensor):
-        seen.append(matrix.clone())
-        return real_eigh(matrix)
-
-    monkeypatch.setattr(torch.linalg, "eigh", spy)
+def test_eigh_jitter_is_configurable(eigh_inputs: list[torch.Tensor]) -> None:
+    seen = eigh_inputs
     p = torch.nn.Parameter(torch.zeros(3, 2))
     opt = SOAP([p], eigh_jitter=1e-20)
     apply(opt, [p], [torch.zeros(3, 2)])

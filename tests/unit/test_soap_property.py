@@ -11,7 +11,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from papers.soap.optim import SOAP, _from_layout, _layout_for, _merged_shape, _to_layout
+from papers.soap.layout import from_layout, merged_shape, to_layout
+from papers.soap.optim import SOAP, _layout_for
 
 shape = st.lists(st.integers(min_value=0, max_value=4), max_size=4).map(tuple)  # () is 1 element, 0 is empty
 beta = st.floats(0.0, 0.99)
@@ -114,14 +115,14 @@ def test_rotated_state_invariants(
             sizes = [p.shape[0] if precondition_1d and p.shape[0] <= max_precond_dim else None]
         else:
             view = p.permute(0, 3, 1, 2) if merge_dims and channels_last and p.ndim == 4 else p
-            dims = _merged_shape(tuple(view.shape), max_precond_dim) if merge_dims else list(p.shape)
+            dims = merged_shape(tuple(view.shape), max_precond_dim) if merge_dims else list(p.shape)
             sizes = [k if k <= max_precond_dim else None for k in dims]
         got = [q.shape[0] if isinstance(q, torch.Tensor) else None for q in state["Q"]]
         assert got == sizes
         assert [f.shape[0] if isinstance(f, torch.Tensor) else None for f in state["GG"]] == sizes
-        m = _to_layout(state["exp_avg"], layout)
+        m = to_layout(state["exp_avg"], layout)
         for dim, q in enumerate(state["Q"]):
             if isinstance(q, torch.Tensor):
                 torch.testing.assert_close(q.T @ q, torch.eye(q.shape[0], dtype=torch.float64), rtol=0, atol=1e-12)
                 m = _mode_product(m, q, dim)
-        torch.testing.assert_close(_from_layout(m, p.shape, layout), m_ref, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(from_layout(m, p.shape, layout), m_ref, rtol=1e-10, atol=1e-12)

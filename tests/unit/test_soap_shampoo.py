@@ -1,6 +1,7 @@
 """The Shampoo baseline (papers/soap/shampoo.py): with preconditioning off it is torch's Adam/AdamW step for step
-(DistributedShampoo's own grafting test pattern, spec soap.md §4); preconditioned steps equal a float64 transcription
-of spec §2.1. Float64 with ``precise=True`` (float64 eigh), so tolerances are rounding-level (1e-10/1e-12)."""
+(DistributedShampoo's own grafting test pattern); preconditioned steps equal a float64 transcription of the update
+written in the Shampoo docstring. Float64 with ``precise=True`` (float64 eigh), so tolerances are rounding-level
+(1e-10/1e-12)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def inverse_root(matrix: torch.Tensor, exponent: float, floor: float) -> torch.T
 def shampoo_reference(theta: torch.Tensor, grads: list[torch.Tensor], *, lr: float, betas: tuple[float, float],
                       sb: float, eps: float, wd: float, f: int, start: float, p: float, floor: float,
                       max_dim: int) -> list[torch.Tensor]:
-    """Spec §2.1 in float64 with DistributedShampoo's order: M = EMA(G) is preconditioned by both L^-r . R^-r and the
-    grafting Adam; the Shampoo direction takes the Adam direction's norm; decoupled decay; 1-D tensors are Adam."""
+    """The Shampoo update in float64 with DistributedShampoo's order: M = EMA(G) is preconditioned by both
+    L^-r . R^-r and the grafting Adam; the Shampoo direction takes the Adam direction's norm; decoupled decay; 1-D
+    tensors are Adam."""
     b1, b2 = betas
     m = torch.zeros_like(theta)
     v = torch.zeros_like(theta)

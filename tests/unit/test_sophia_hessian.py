@@ -1,5 +1,5 @@
 """Sophia's Hessian estimators (papers/sophia/hessian.py): GNB and Hutchinson against exact diagonals, the k-step
-schedule and resume in a training loop (spec sophia.md §2.2, §3, §4).
+schedule and resume in a training loop.
 
 Monte-Carlo checks use N = 20,000 independent draws in one vectorised call: the model's parameters are replicated N
 times, so one backward gives N independent per-replica estimates. Each estimate is bounded or has all moments, so
@@ -85,7 +85,7 @@ def test_sampled_label_loss_is_cross_entropy_against_the_sampled_labels() -> Non
 
 
 def test_gnb_estimate_matches_the_exact_gauss_newton_diagonal() -> None:
-    """Spec §4 (Bartlett identity): for a linear softmax model on a fixed batch of B inputs, the mean of B g_hat^2
+    """Bartlett identity: for a linear softmax model on a fixed batch of B inputs, the mean of B g_hat^2
     over sampled labels is diag((1/B) sum_b J_b^T (diag(p_b) - p_b p_b^T) J_b). Clipping off."""
     b, v, d = 4, 5, 3
     gen = torch.Generator().manual_seed(0)
@@ -226,7 +226,7 @@ def test_loop_takes_sign_momentum_steps_until_the_first_hessian_update() -> None
 
 
 def test_resumed_loop_is_bit_identical_with_a_step_seeded_generator() -> None:
-    """Spec §4: save at step 15 (between the updates at 10 and 20), reload, continue to 30: identical to a run that
+    """Save at step 15 (between the updates at 10 and 20), reload, continue to 30: identical to a run that
     never stopped, with h updated at the same steps."""
     params, x, y, x_hess = tiny_lm()
     opt = SophiaG(params, **KW)
@@ -317,7 +317,7 @@ def test_hutchinson_is_u_times_hu_across_parameters(distribution: str) -> None:
 
 @pytest.mark.parametrize("distribution", ["gaussian", "rademacher"])
 def test_hutchinson_mean_is_the_exact_hessian_diagonal_of_a_quadratic(distribution: str) -> None:
-    """Spec §4: for 1/2 x^T A x the mean of u * (A u) is diag(A). N independent replicas of x in one call."""
+    """For 1/2 x^T A x the mean of u * (A u) is diag(A). N independent replicas of x in one call."""
     n = 5
     a = symmetric_indefinite(n)
     x = torch.nn.Parameter(torch.randn(N_DRAWS, n, generator=torch.Generator().manual_seed(1), dtype=torch.float64))

@@ -1,5 +1,5 @@
 """SophiaG under Lightning: automatic optimization (``optimizer.step(closure)``, which cannot pass ``bs``) and manual
-optimization with the GNB update every k steps keyed on ``global_step`` (spec sophia.md §3, decisions 1 and 4)."""
+optimization with the GNB update every k steps keyed on ``global_step``."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_automatic_optimization_steps_through_the_closure_like_a_plain_loop() ->
 
 
 class Manual(pl.LightningModule):
-    """Decision 4: normal backward, clip 1.0, step; when due, a GNB pass on the next batch, then log win_rate."""
+    """The order: normal backward, clip 1.0, step; when due, a GNB pass on the next batch, then log win_rate."""
 
     def __init__(self) -> None:
         super().__init__()

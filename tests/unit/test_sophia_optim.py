@@ -1,4 +1,4 @@
-"""SophiaG / SophiaH (papers/sophia/optim.py) against hand-derived steps and the invariants of spec sophia.md §4."""
+"""SophiaG / SophiaH (papers/sophia/optim.py) against hand-derived steps and Sophia's invariants."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_defaults_are_the_official_head_ones_and_bs_is_required() -> None:
 
 
 def test_bs_is_bound_and_only_rho_times_bs_matters() -> None:
-    """Spec §4: bs=1024 and bs=2048 with rho halved give identical trajectories; state_dict carries bs."""
+    """bs=1024 and bs=2048 with rho halved give identical trajectories; state_dict carries bs."""
     grads, estimates = make_grads(25), make_grads(26, seed=2)
     runs = {}
     for bs, rho in [(1024, 0.04), (2048, 0.02), (2048, 0.04)]:
@@ -108,7 +108,7 @@ def test_bs_is_bound_and_only_rho_times_bs_matters() -> None:
 
 
 def test_first_steps_before_any_hessian_update_are_sign_momentum_exactly() -> None:
-    """Spec §4: h = 0, so theta_{t+1} = theta_t (1 - lr wd) - lr sign(m_t), bit for bit; m = 0 does not move."""
+    """h = 0, so theta_{t+1} = theta_t (1 - lr wd) - lr sign(m_t), bit for bit; m = 0 does not move."""
     lr, wd, beta1 = 0.01, 0.1, 0.965
     grads = make_grads(10)
     for g in grads:
@@ -135,7 +135,7 @@ def test_first_steps_before_any_hessian_update_are_sign_momentum_exactly() -> No
 
 
 def test_hessian_ema_has_no_bias_correction() -> None:
-    """Spec §4: after one update h = (1-b2) g_hat^2; after two, b2 (1-b2) g1^2 + (1-b2) g2^2."""
+    """After one update h = (1-b2) g_hat^2; after two, b2 (1-b2) g1^2 + (1-b2) g2^2."""
     beta2 = 0.99
     params = make_params()
     opt = SophiaG(params, betas=(0.965, beta2), bs=8)
@@ -151,7 +151,7 @@ def test_hessian_ema_has_no_bias_correction() -> None:
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_clip_boundary_both_sides(weight_decay: float) -> None:
-    """Spec §4: |m| < rho bs h moves by lr |m| / (rho bs h + 1e-15); |m| >= rho bs h moves by exactly lr."""
+    """|m| < rho bs h moves by lr |m| / (rho bs h + 1e-15); |m| >= rho bs h moves by exactly lr."""
     lr, beta1, beta2, rho, bs = 0.01, 0.9, 0.99, 0.04, 1024
     # target rho*bs*h / |m| per coordinate: just above and just below the boundary, and far on either side
     factors = torch.tensor([1 + 1e-6, 1 - 1e-6, 2.0, 0.5, 1 + 1e-6, 1 - 1e-6], dtype=torch.float64)
@@ -180,7 +180,7 @@ def test_clip_boundary_both_sides(weight_decay: float) -> None:
 
 
 def test_matches_the_clamp_form_over_a_trajectory() -> None:
-    """Spec §4: the step equals -lr clamp(m / (rho bs h + 1e-15), -1, 1), the 2024 foreach form (independent code)."""
+    """The step equals -lr clamp(m / (rho bs h + 1e-15), -1, 1), the 2024 foreach form (independent code)."""
     lr, beta1, beta2, rho, bs, wd = 0.02, 0.9, 0.9, 0.05, 64, 0.1
     grads, estimates = make_grads(35), make_grads(36, seed=3)
     params = make_params()
@@ -243,7 +243,7 @@ def test_maximize_is_minimizing_the_negated_gradient() -> None:
 
 
 def test_sophiah_adds_the_estimate_and_negative_curvature_takes_a_full_sign_step() -> None:
-    """Spec §3/§4: h is the EMA of u*(Hu) itself (no square, no bs); h <= 0 gives exactly lr sign(m)."""
+    """SophiaH: h is the EMA of u*(Hu) itself (no square, no bs); h <= 0 gives exactly lr sign(m)."""
     lr, beta1, beta2, rho = 0.1, 0.9, 0.5, 0.5
     estimate = torch.tensor([-4.0, 0.0, 2.0, 0.02], dtype=torch.float64)
     grad = torch.tensor([1.0, -1.0, -0.3, 0.5], dtype=torch.float64)
@@ -267,7 +267,7 @@ def test_sophiah_adds_the_estimate_and_negative_curvature_takes_a_full_sign_step
 
 
 def test_state_dict_round_trip_between_hessian_updates_continues_bit_identically() -> None:
-    """Spec §4: save at step 15 (updates at 10 and 20), reload through torch.save, continue: identical."""
+    """Save at step 15 (updates at 10 and 20), reload through torch.save, continue: identical."""
     grads, estimates = make_grads(30), make_grads(31, seed=2)
     kw = {"lr": 0.02, "betas": (0.9, 0.5), "rho": 1.0, "weight_decay": 0.1, "bs": 16}
     full = make_params()

@@ -13,7 +13,7 @@ class NChain:
     A step that ends in state 1 pays 0.001, one that ends in state N pays 1; the horizon is N + 7 steps, so the
     optimal return (N - 2 right moves, then 9 more steps at N) is exactly 10, and always-left earns 0.001 per
     step. The observation is the thermometer encoding x_i = 1 for i <= s (N floats). The follow-up's exact
-    definition is unverified (spec §6 B2); this one is pinned by the tests.
+    definition is not published; this one is pinned by the tests.
     """
 
     def __init__(self, n: int) -> None:
