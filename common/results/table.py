@@ -21,6 +21,9 @@ _BADGE = {
 }
 
 
+PRE_PROTOCOL = "pre-protocol record: tuned on one seed; rerun under the protocol pending"
+
+
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
@@ -37,15 +40,18 @@ def claim_entries(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]
     entries = []
     for path, rec in records:
         claim = paper.claim(rec["claim"])
+        current = rec.get("protocol") is not None  # a record made before the protocol keeps its own headline
+        headline = claim.headline(rec["summary"]) if current else rec["headline"]
         config = repo_root / paper.package.replace(".", "/") / "configs" / f"{rec['preset']}.yaml"
         entries.append({
             "claim": claim.id, "title": claim.title, "paper_result": claim.paper_result, "source": claim.source,
             "metric": claim.metric, "rule": claim.rule,
-            "headline": claim.headline(rec["summary"]), "preset": rec["preset"], "seeds": list(rec.get("seeds", [])),
+            "headline": headline, "current": current, "preset": rec["preset"], "seeds": list(rec.get("seeds", [])),
             "wall_min": rec.get("wall_s", 0) / 60, "verdict": rec["verdict"]["status"],
             "cap": rec["verdict"].get("cap"),
             "badge": _BADGE.get(rec["verdict"]["status"], rec["verdict"]["status"])
-            + (f" ({rec['verdict']['cap']})" if rec["verdict"].get("cap") else ""),
+            + (f" ({rec['verdict']['cap']})" if rec["verdict"].get("cap") else "")
+            + ("" if current else f" ({PRE_PROTOCOL})"),
             "arxiv": claim.arxiv, "protocol": rec.get("protocol"),
             "reasons": list(rec["verdict"].get("reasons", [])),
             "record": _rel(path, link_from), "config": _rel(config, link_from),

@@ -1,6 +1,6 @@
 """The committed RESULTS.md and paper READMEs match what `reproduce table` builds from the records."""
 
-from common.results.table import paper_block, results_markdown
+from common.results.table import PRE_PROTOCOL, paper_block, results_markdown
 from reproduce.registry import all_papers, repo_root
 from reproduce.report import reference_records
 
@@ -24,8 +24,15 @@ def test_every_paper_has_a_committed_cpu_reference_record():
 
 
 def test_reference_verdicts_follow_from_their_summaries_under_the_current_rules():
+    """A record made under the protocol is judged again by today's rule; one made before it must say so in every
+    table that shows it (it cannot be judged by the protocol's rules)."""
     root = repo_root()
+    results = (root / "RESULTS.md").read_text()
     for paper in all_papers():
         for path, rec in reference_records(root / "results" / "reference", paper.id):
+            if rec.get("protocol") is None:
+                row = next(line for line in results.splitlines() if f"]({path.relative_to(root).as_posix()})" in line)
+                assert PRE_PROTOCOL in row, f"{path} predates the protocol but RESULTS.md does not say so"
+                continue
             assert rec["verdict"] == paper.claim(rec["claim"]).judge(rec["summary"]).to_dict(), \
                 f"{path}: the verdict rule changed since this record was made; rerun the preset"
