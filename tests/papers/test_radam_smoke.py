@@ -8,21 +8,24 @@ from reproduce.cli import main
 pytestmark = pytest.mark.smoke
 
 
-def test_c2_runs_every_arm_lr_and_seed_with_initial_and_final_val(smoke_run):
+def test_c2_tunes_on_tuning_seeds_and_runs_the_whole_grid_on_the_eval_seeds(smoke_run):
     rec = load_record(smoke_run("radam") / "c2.json")
     runs = rec["arms"]["runs"]
-    assert len(runs) == 3 * 2 * 2
+    tune = [r for r in runs if r["phase"] == "tune"]
+    grid = [r for r in runs if r["phase"] == "grid"]
+    assert len(tune) == 3 * 2 * 1 and {r["seed"] for r in tune} == {1000}
+    assert len(grid) == 3 * 2 * 2 and {r["seed"] for r in grid} == {0, 1}
     for r in runs:
         assert r["val_curve"][0][0] == 0 and r["val_curve"][-1][0] == 8
         assert r["initial_val_loss"] > 0
     assert set(rec["summary"]["spread"]) == {"adam", "adam_warmup", "radam"}
 
 
-def test_c3_sweeps_on_seed0_then_reruns_best_lr(smoke_run):
+def test_c3_tunes_on_the_tuning_seeds_then_evaluates_the_choice(smoke_run):
     out = smoke_run("radam")
     runs = load_record(out / "c3.json")["arms"]["runs"]
-    assert sum(r["seed"] == 0 for r in runs) == 3 * 2
-    assert sum(r["seed"] == 1 for r in runs) == 3
+    assert sum(r["phase"] == "tune" for r in runs) == 3 * 2
+    assert {r["seed"] for r in runs if r["phase"] == "eval"} == {0, 1}
     assert (out / "tb").is_dir()
 
 
@@ -32,6 +35,6 @@ def test_a_diverged_arm_is_recorded_and_the_run_goes_on(tmp_path):
     assert code == 0
     rec = load_record(tmp_path / "c2.json")
     runs = rec["arms"]["runs"]
-    assert len(runs) == 3 and all(r["failed"] for r in runs)
+    assert len(runs) == 3 * 2 and all(r["failed"] for r in runs)  # tuning seed and eval seed, every arm
     assert any(r["diverged"] and r["divergence_reason"] for r in runs)
     assert rec["verdict"]["status"] == "inconclusive"

@@ -38,6 +38,15 @@ def test_record_is_complete_and_its_verdict_follows_from_its_summary(smoke_run, 
     for plot in rec["plots"].values():
         assert (out / plot).stat().st_size > 1000
     assert rec["wall_s"] > 0
+    protocol = rec["protocol"]
+    if protocol.get("kind") == "no tuning":
+        assert protocol["reason"]
+    else:
+        assert not set(protocol["tuning_seeds"]) & set(protocol["eval_seeds"])
+        assert protocol["eval_seeds"] == rec["seeds"] and protocol["selection"]
+        assert "cap" in protocol and "test" in protocol and protocol["cap"] == rec["verdict"]["cap"]
+        for arm in protocol["arms"].values():
+            assert {"grid", "extensions", "bracketed", "chosen", "scores", "diverged_eval"} <= set(arm)
 
 
 @pytest.mark.parametrize("paper", all_papers(), ids=lambda p: p.id)

@@ -29,7 +29,8 @@ def test_three_claims_share_one_sweep_of_six_arms_and_judge_both_semantics(smoke
         assert {"loss", "grad_norm_in", "grad_norm_out"} <= set(r["trace"])
         if r["arm"].startswith("stablespam"):
             assert {"clip_fraction", "threshold"} <= set(r["trace"])
-    assert s["official_vs_fixed"] is None or "delta" in s["official_vs_fixed"]
+    assert set(s["short"]) == {"stablespam_official_int4", "stablespam_fixed_int4"}
+    assert recs[2]["protocol"]["test"]["kind"] == "steps-at-fT"
     assert set(recs[0]["plots"]) == {"val_curves", "lr_sweep", "grad_norms", "train_loss"}
 
 
