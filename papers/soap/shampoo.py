@@ -1,4 +1,4 @@
-"""The Shampoo baseline of the SOAP paper, re-implemented from the maths (spec soap.md §2.1), never vendored.
+"""The Shampoo baseline of the SOAP paper, re-implemented from the maths (the paper's §2), never vendored.
 
 The maths lives once, in :func:`_shampoo_update` and :func:`_inverse_root` (one tensor at a time, the readable
 definition); faster variants go beside them and are tested against them.
