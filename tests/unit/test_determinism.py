@@ -34,3 +34,27 @@ def test_the_same_seed_gives_identical_metrics(tmp_path, argv):
     assert _strip(first["summary"]) == _strip(second["summary"])
     assert _strip(first["arms"]) == _strip(second["arms"])
     assert first["verdict"] == second["verdict"] and first["headline"] == second["headline"]
+
+
+@pytest.mark.distributed
+def test_two_runs_in_parallel_on_one_thread_each_equal_a_serial_run(tmp_path):
+    """The cpu budget lets two claims run side by side (torch on one thread each): their records must be the
+    ones a serial run writes."""
+    import os
+    import subprocess
+    import sys
+
+    argv = ["-m", "reproduce", "mars", "m1", "--preset", "smoke", "--seeds", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    serial = subprocess.run([sys.executable, *argv, "--out", str(tmp_path / "serial")], env=env, capture_output=True)
+    assert serial.returncode == 0, serial.stderr[-2000:]
+    procs = [subprocess.Popen([sys.executable, *argv, "--out", str(tmp_path / f"p{i}")], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read()[-2000:]
+    ref = json.loads((tmp_path / "serial" / "m1.json").read_text())
+    for i in range(2):
+        rec = json.loads((tmp_path / f"p{i}" / "m1.json").read_text())
+        assert rec["provenance"]["torch_threads"] == ref["provenance"]["torch_threads"] == 1
+        assert _strip(rec["summary"]) == _strip(ref["summary"]) and _strip(rec["arms"]) == _strip(ref["arms"])
+        assert rec["verdict"] == ref["verdict"]
