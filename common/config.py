@@ -73,8 +73,11 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str],
     names the nearest valid keys, never a silently ignored setting. ``open_sections`` maps a section (e.g.
     ``trainer``) to the names it may take beyond those present (Lightning Trainer arguments), checked the same
     way."""
+    from common.config_check import check_types
+
     valid = flat_keys(cfg)
     out = cfg.copy()
+    changed = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
@@ -99,6 +102,8 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str],
             OmegaConf.update(out, key, value, merge=False)
         except OmegaConfBaseException as e:
             raise ConfigError(f"cannot apply override {item!r}: {e}") from e
+        changed.append(key)
+    check_types(cfg, out, changed)
     return out
 
 

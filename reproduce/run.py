@@ -73,6 +73,12 @@ def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | No
                 section.seeds = seeds
     if "claims" not in cfg or not isinstance(cfg.claims, DictConfig):
         raise ConfigError(f"preset {preset} of {paper.id} has no 'claims' section")
+    from common.config_check import check_section
+
+    for key in ("seeds", "tuning_seeds"):
+        if key in cfg:
+            check_section({key: cfg[key]}, "")
+    check_section(cfg.claims, "claims")  # every claim, before the first run starts
     return cfg
 
 

@@ -160,3 +160,25 @@ def test_trainer_overrides_take_lightning_arguments_and_name_the_nearest(capsys)
     assert "unknown override key 'trainer.strategi': not a trainer argument; did you mean trainer.strategy" in line
     line = _err(capsys, ["radam", "--preset", "smoke", "trainer.max_steps=3"])  # fit owns the step budget
     assert "not a trainer argument" in line
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("claims.c2.steps=abc", "claims.c2.steps = 'abc' is not valid: the preset has a number there"),
+    ("claims.c2.lrs=[0.001,-5]", "claims.c2.lrs = [0.001, -5] is not valid: it must be a non-empty list of positive"),
+    ("claims.c2.steps=0", "claims.c2.steps = 0 is not valid: it must be a positive integer"),
+    ("claims.c2.arms.adam.betas=[0.9,1.5]", "claims.c2.arms.adam.betas = [0.9, 1.5] is not valid"),
+])
+def test_a_wrong_value_is_one_error_line_before_any_claim_runs(capsys, tmp_path, override, expected):
+    assert main(["radam", "--preset", "smoke", "--out", str(tmp_path), override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {err[-1].removeprefix('error: ')}"] and expected in err[-1]
+    assert not list(tmp_path.glob("*.json"))  # c1 did not run first
+
+
+def test_every_preset_of_every_paper_passes_the_value_checks():
+    from reproduce.registry import all_papers
+    from reproduce.run import load_preset
+
+    for paper in all_papers():
+        for preset in paper.presets():
+            load_preset(paper, preset, [])
