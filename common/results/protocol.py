@@ -164,16 +164,25 @@ def tune_arm_with_knob(arm: str, grid: Sequence[float], knob: str, knob_values: 
                        max_extensions: int = 2, factor: float | None = None) -> ArmTuning:
     """Tune the lr together with a second knob that takes a few fixed values (a categorical grid).
 
-    Every knob value gets its own lr tuning (``tune_arm``: same grid, bracketing and extensions), so each row's
-    best is a bracketed optimum wherever the grid allows. Rows are then compared by the score of their chosen lr:
-    rows within ``tie_delta`` of the best row count as tied, and the tied row whose knob value is nearest the
-    centre of the knob's values (log space) wins, never the first in grid order. The knob values are not
-    extended: bracketing refers to the lr of the chosen row. ``point(lr, knob_value, seed)`` runs one point.
-    The returned tuning is the chosen row's; its ``knob_choice`` records every row."""
+    Every knob value (a row) first runs the same lr grid on the tuning seeds. Rows are compared by the score of
+    their best lr: rows within ``tie_delta`` of the best row count as tied, and the tied row whose knob value is
+    nearest the centre of the knob's values (log space) wins, never the first in grid order. Then the chosen
+    row's lr is bracketed as ``tune_arm`` does (extensions past an unbracketed edge, at most ``max_extensions``
+    per edge); extending can only improve that row, so the row choice stands. The knob values are not extended:
+    bracketing refers to the lr of the chosen row. ``point(lr, knob_value, seed)`` runs one point (memoised
+    here). The returned tuning is the chosen row's; its ``knob_choice`` records every row."""
     ks = sorted(float(k) for k in knob_values)
     centre = math.sqrt(ks[0] * ks[-1]) if ks[0] > 0 else (ks[0] + ks[-1]) / 2
-    rows = {k: tune_arm(arm, grid, tuning_seeds, lambda v, s, k=k: point(v, k, s), knob="lr",
-                        max_extensions=max_extensions, factor=factor) for k in ks}
+    memo: dict[tuple[float, float, int], float | None] = {}
+
+    def pt(k: float) -> PointFn:
+        def go(v: float, s: int) -> float | None:
+            if (v, k, s) not in memo:
+                memo[(v, k, s)] = point(v, k, s)
+            return memo[(v, k, s)]
+        return go
+
+    rows = {k: tune_arm(arm, grid, tuning_seeds, pt(k), knob="lr", max_extensions=0, factor=factor) for k in ks}
 
     def row_score(k: float) -> float:
         r = rows[k]
@@ -189,9 +198,13 @@ def tune_arm_with_knob(arm: str, grid: Sequence[float], knob: str, knob_values: 
         chosen = min(tied, key=lambda k: (_log_distance(k, centre), k))
     else:
         chosen = min(ks, key=lambda k: (_log_distance(k, centre), k))
+    scores_before = {k: row_score(k) for k in ks}
+    rows[chosen] = tune_arm(arm, grid, tuning_seeds, pt(chosen), knob="lr", max_extensions=max_extensions,
+                            factor=factor)
     out = rows[chosen]
     out.knob_choice = {"knob": knob, "values": ks, "chosen": chosen if ok else None, "tied": tied,
-                       "row_scores": {f"{k:g}": row_score(k) for k in ks},
+                       "row_scores": {f"{k:g}": scores_before[k] for k in ks},
+                       "note": "rows compared on the base lr grid; only the chosen row's lr is extended",
                        "rows": {f"{k:g}": {"lr": rows[k].chosen, "bracketed": rows[k].bracketed,
                                            "extensions": dict(rows[k].extensions),
                                            "scores": {f"{v:g}": rows[k].score(v) for v in rows[k].grid}}
