@@ -166,7 +166,8 @@ def tune_arm_with_knob(arm: str, grid: Sequence[float], knob: str, knob_values: 
 
     Every knob value (a row) first runs the same lr grid on the tuning seeds. Rows are compared by the score of
     their best lr: rows within ``tie_delta`` of the best row count as tied, and the tied row whose knob value is
-    nearest the centre of the knob's values (log space) wins, never the first in grid order. Then the chosen
+    nearest the centre of the knob's values (log space) wins, never the first in grid order (rows equally far
+    from the centre: the better score). Then the chosen
     row's lr is bracketed as ``tune_arm`` does (extensions past an unbracketed edge, at most ``max_extensions``
     per edge); extending can only improve that row, so the row choice stands. The knob values are not extended:
     bracketing refers to the lr of the chosen row. ``point(lr, knob_value, seed)`` runs one point (memoised
@@ -195,7 +196,8 @@ def tune_arm_with_knob(arm: str, grid: Sequence[float], knob: str, knob_values: 
         best_vals = [float(x) for x in rows[best].values[rows[best].chosen]]  # type: ignore[arg-type,index]
         tied = [k for k in ok if row_score(k) - row_score(best)
                 <= tie_delta(best_vals, rows[k].values[rows[k].chosen])]  # type: ignore[arg-type,index]
-        chosen = min(tied, key=lambda k: (_log_distance(k, centre), k))
+        # nearest the knob's centre; rows equally far (two values around the centre) go to the better score
+        chosen = min(tied, key=lambda k: (round(_log_distance(k, centre), 9), row_score(k), k))
     else:
         chosen = min(ks, key=lambda k: (_log_distance(k, centre), k))
     scores_before = {k: row_score(k) for k in ks}

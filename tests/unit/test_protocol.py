@@ -196,3 +196,14 @@ def test_protocol_knob_rows_all_diverged_choose_nothing():
     t = tune_arm_with_knob("x", [1e-3, 2e-3], "k", [1.0, 2.0, 4.0], [0, 1], lambda lr, k, s: None,
                            max_extensions=0)
     assert t.chosen is None and t.knob_choice["chosen"] is None and not t.bracketed
+
+
+def test_protocol_knob_rows_equally_far_from_the_centre_go_to_the_better_score():
+    # 0.01 and 0.1 are tied and equally far from the centre 0.0316 (0.03 is not tied): the lower score wins,
+    # whichever comes first in the grid
+    def point(lr: float, k: float, seed: int) -> float:
+        base = {0.01: 1.0005, 0.03: 2.0, 0.1: 1.0}[k]
+        return base + (0.0 if lr == 1e-3 else 5.0) + 1e-4 * seed
+    t = tune_arm_with_knob("dqn", [5e-4, 1e-3, 2e-3], "eps_final", [0.01, 0.03, 0.1], [0, 1], point)
+    assert t.knob_choice["tied"] == [0.01, 0.1]
+    assert t.knob_choice["chosen"] == pytest.approx(0.1)
