@@ -9,7 +9,7 @@ in closed form, so 20k batches cost a few matrix products. Against the exact gra
 responses) we fit c = <mean g_hat, grad J>/|grad J|^2 and report
   * the relative bias rb = |P_perp E g_hat| / |c grad J|, estimated without its Monte-Carlo noise floor:
     b2 = (|P_perp gbar|^2 - tr(P_perp Cov P_perp)/n) / |P_par gbar|^2, rb = sqrt(max(b2, 0)); its SE by bootstrap.
-    (The spec's plain |gbar - c grad J| has a noise floor sqrt(tr Cov / n) that, in 288 dimensions, is many
+    (The plain |gbar - c grad J| has a noise floor sqrt(tr Cov / n) that, in 288 dimensions, is many
     bootstrap SEs even for an exactly unbiased estimator, so the test is on b2 and its SE.)
   * the normalised variance tr Cov(g_hat / c), and relative to |grad J|^2.
 
