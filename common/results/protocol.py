@@ -74,6 +74,7 @@ class ArmTuning:
     bracketed: bool = False
     tied: list[float] = field(default_factory=list)
     unbracketed_edge: str | None = None  # "low" / "high" / "both" when not bracketed
+    knob_choice: dict[str, Any] | None = None  # a second, categorical knob tuned with it (``tune_arm_with_knob``)
 
     @property
     def grid(self) -> list[float]:
@@ -87,7 +88,8 @@ class ArmTuning:
                 "bracketed": self.bracketed, "chosen": self.chosen,
                 "scores": {f"{v:g}": self.score(v) for v in self.grid},
                 "tuning_values": {f"{v:g}": list(self.values[v]) for v in self.grid},
-                "tied": list(self.tied), "unbracketed_edge": self.unbracketed_edge}
+                "tied": list(self.tied), "unbracketed_edge": self.unbracketed_edge,
+                **({"knob_choice": self.knob_choice} if self.knob_choice is not None else {})}
 
 
 def _log_distance(a: float, b: float) -> float:
@@ -155,6 +157,61 @@ def tune_arm(arm: str, grid: Sequence[float], tuning_seeds: Sequence[int], point
             grown = True
         if not grown:
             return tuning
+
+
+def tune_arm_with_knob(arm: str, grid: Sequence[float], knob: str, knob_values: Sequence[float],
+                       tuning_seeds: Sequence[int], point: Callable[[float, float, int], float | None], *,
+                       max_extensions: int = 2, factor: float | None = None) -> ArmTuning:
+    """Tune the lr together with a second knob that takes a few fixed values (a categorical grid).
+
+    Every knob value (a row) first runs the same lr grid on the tuning seeds. Rows are compared by the score of
+    their best lr: rows within ``tie_delta`` of the best row count as tied, and the tied row whose knob value is
+    nearest the centre of the knob's values (log space) wins, never the first in grid order (rows equally far
+    from the centre: the better score). Then the chosen
+    row's lr is bracketed as ``tune_arm`` does (extensions past an unbracketed edge, at most ``max_extensions``
+    per edge); extending can only improve that row, so the row choice stands. The knob values are not extended:
+    bracketing refers to the lr of the chosen row. ``point(lr, knob_value, seed)`` runs one point (memoised
+    here). The returned tuning is the chosen row's; its ``knob_choice`` records every row."""
+    ks = sorted(float(k) for k in knob_values)
+    centre = math.sqrt(ks[0] * ks[-1]) if ks[0] > 0 else (ks[0] + ks[-1]) / 2
+    memo: dict[tuple[float, float, int], float | None] = {}
+
+    def pt(k: float) -> PointFn:
+        def go(v: float, s: int) -> float | None:
+            if (v, k, s) not in memo:
+                memo[(v, k, s)] = point(v, k, s)
+            return memo[(v, k, s)]
+        return go
+
+    rows = {k: tune_arm(arm, grid, tuning_seeds, pt(k), knob="lr", max_extensions=0, factor=factor) for k in ks}
+
+    def row_score(k: float) -> float:
+        r = rows[k]
+        return INF if r.chosen is None else r.score(r.chosen)
+
+    ok = [k for k in ks if math.isfinite(row_score(k))]
+    tied: list[float] = []
+    if ok:
+        best = min(ok, key=lambda k: (row_score(k), _log_distance(k, centre)))
+        best_vals = [float(x) for x in rows[best].values[rows[best].chosen]]  # type: ignore[arg-type,index]
+        tied = [k for k in ok if row_score(k) - row_score(best)
+                <= tie_delta(best_vals, rows[k].values[rows[k].chosen])]  # type: ignore[arg-type,index]
+        # nearest the knob's centre; rows equally far (two values around the centre) go to the better score
+        chosen = min(tied, key=lambda k: (round(_log_distance(k, centre), 9), row_score(k), k))
+    else:
+        chosen = min(ks, key=lambda k: (_log_distance(k, centre), k))
+    scores_before = {k: row_score(k) for k in ks}
+    rows[chosen] = tune_arm(arm, grid, tuning_seeds, pt(chosen), knob="lr", max_extensions=max_extensions,
+                            factor=factor)
+    out = rows[chosen]
+    out.knob_choice = {"knob": knob, "values": ks, "chosen": chosen if ok else None, "tied": tied,
+                       "row_scores": {f"{k:g}": scores_before[k] for k in ks},
+                       "note": "rows compared on the base lr grid; only the chosen row's lr is extended",
+                       "rows": {f"{k:g}": {"lr": rows[k].chosen, "bracketed": rows[k].bracketed,
+                                           "extensions": dict(rows[k].extensions),
+                                           "scores": {f"{v:g}": rows[k].score(v) for v in rows[k].grid}}
+                                for k in ks}}
+    return out
 
 
 @dataclass

@@ -4,6 +4,10 @@ SGD-momentum stall at the same step budget (the repo's `imgs/beale3.png`).
 Every start is a separate problem, but the optimizers here are elementwise and the starts' losses are
 summed, so one (starts x 2) tensor runs them all at once with exactly the per-start trajectories.
 A plain loop, not Lightning: there is no data, model or validation, only an optimizer on a function.
+
+On the tuning-and-evidence protocol: each arm's lr is chosen on the tuning seeds' starts (bracketing, at most two
+extensions per edge), the choice runs on the eval seeds' starts, and AdaBelief is compared with its closest rival
+by a paired test over those starts. Equal-lr runs of AdaBelief and Adam on the eval starts are a separate check.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_lr_sweep, plot_trajectories_2d
+from common.results.protocol import Protocol, evaluate_arm, tune_arm
+from common.results.sweep import SweepResult, arm_summary
 from papers.adabelief.optimizers import optimizer_factory
 
 BEALE_OPTIMUM = (3.0, 0.5)
@@ -64,44 +70,68 @@ def distance(final: np.ndarray, optimum: tuple[float, float]) -> np.ndarray:
     return np.where(np.isfinite(d), d, np.inf)
 
 
+class _Toy:
+    """One (arm, lr) on a whole seed set at once (the starts of one phase), per-seed distance to the optimum."""
+
+    def __init__(self, cfg: Any, func: Callable, optimum: tuple[float, float]) -> None:
+        self.cfg, self.func, self.optimum = cfg, func, optimum
+        self.results: dict[tuple[str, float, tuple[int, ...]], dict[str, Any]] = {}
+        self.paths: dict[tuple[str, float, tuple[int, ...]], np.ndarray] = {}
+
+    def get(self, arm: str, lr: float, seeds: list[int], phase: str) -> dict[str, Any]:
+        key = (arm, float(lr), tuple(seeds))
+        if key not in self.results:
+            x0 = starts(tuple(self.cfg.start), float(self.cfg.jitter), seeds)
+            final, path = run_trajectories(self.func, optimizer_factory(arm, lr, self.cfg.arms[arm]), x0,
+                                           int(self.cfg.steps), record_every=max(1, int(self.cfg.steps) // 200))
+            d = distance(final, self.optimum)
+            self.paths[key] = path
+            self.results[key] = {"arm": arm, "lr": float(lr), "seeds": list(seeds), "phase": phase,
+                                 "distance": [None if math.isinf(v) else float(v) for v in d],
+                                 "mean_distance": None if np.isinf(d).any() else float(np.mean(d)),
+                                 "final": final.tolist(), "start": x0.tolist()}
+        return self.results[key]
+
+    def point(self, arm: str, seeds: list[int], phase: str) -> Callable[[float, int], float | None]:
+        return lambda lr, seed: self.get(arm, lr, seeds, phase)["distance"][seeds.index(seed)]
+
+
 def run_toy(cfg: Any, ctx: RunContext) -> Measurement:
     func, optimum = FUNCTIONS[str(cfg.function)]
-    x0 = starts(tuple(cfg.start), float(cfg.jitter), ctx.seeds)
-    runs: list[dict[str, Any]] = []
-    paths: dict[tuple[str, float], np.ndarray] = {}
-    jobs = [(arm, float(lr)) for arm in cfg.arms for lr in cfg.arms[arm].lrs]
-    for i, (arm, lr) in enumerate(jobs, 1):
-        final, path = run_trajectories(func, optimizer_factory(arm, lr, cfg.arms[arm]), x0, int(cfg.steps),
-                                       record_every=max(1, int(cfg.steps) // 200))
-        d = distance(final, optimum)
-        paths[(arm, lr)] = path
-        ctx.say(f"[{ctx.label(i, len(jobs), f'{arm} lr={lr:g}')}] {cfg.steps} steps, distance to optimum "
-                f"mean {np.mean(d):.4g} over {len(d)} seeds")
-        runs.append({"arm": arm, "lr": lr, "distance": [None if math.isinf(v) else float(v) for v in d],
-                     "mean_distance": None if np.isinf(d).any() else float(np.mean(d)),
-                     "final": final.tolist()})
-    summary: dict[str, Any] = {"best": {}, "by_lr": {}, "optimum": list(optimum), "steps": int(cfg.steps)}
+    toy = _Toy(cfg, func, optimum)
+    tune, ev = list(ctx.tuning_seeds), list(ctx.seeds)
+    protocol = Protocol(tune, ev, "distance to the optimum")
     for arm in cfg.arms:
-        mine = [r for r in runs if r["arm"] == arm]
-        summary["by_lr"][arm] = {f"{r['lr']:g}": r["mean_distance"] for r in mine}
-        ok = [r for r in mine if r["mean_distance"] is not None]
-        best = min(ok, key=lambda r: r["mean_distance"]) if ok else None
-        summary["best"][arm] = {"lr": best["lr"] if best else None,
-                                "distance": best["mean_distance"] if best else None,
-                                "distance_std": float(np.std(best["distance"])) if best else None}
-    shared = sorted(set(summary["by_lr"]["adabelief"]) & set(summary["by_lr"]["adam"]), key=float)
-    wins = sum(1 for lr in shared if _lt(summary["by_lr"]["adabelief"][lr], summary["by_lr"]["adam"][lr]))
-    summary["shared_lrs"], summary["adabelief_closer_at"] = len(shared), wins
-    best_paths = {f"{arm} lr={summary['best'][arm]['lr']:g}": paths[(arm, summary["best"][arm]["lr"])][0]
-                  for arm in cfg.arms if summary["best"][arm]["lr"] is not None}
+        t = tune_arm(arm, [float(x) for x in cfg.arms[arm].lrs], tune, toy.point(arm, tune, "tune"),
+                     max_extensions=int(cfg.get("max_extensions", 2)))
+        protocol.arms[arm] = t
+        ctx.say(f"[{ctx.claim_id}] {arm}: lr {t.chosen} chosen over {t.grid} "
+                f"({'bracketed' if t.bracketed else 'NOT bracketed'}; extensions {t.extensions}; scores "
+                + ", ".join(f"{v:g}: {t.score(v):.4g}" for v in t.grid) + ")")
+    for arm in cfg.arms:
+        protocol.evals[arm] = evaluate_arm(arm, protocol.arms[arm].chosen, ev, toy.point(arm, ev, "eval"))
+    # Equal-lr comparison (reported as a check, on the eval starts): AdaBelief vs Adam at every lr both ran.
+    shared = sorted(set(protocol.arms["adabelief"].grid) & set(protocol.arms["adam"].grid))
+    by_lr = {a: {f"{lr:g}": toy.get(a, lr, ev, "equal-lr")["mean_distance"] for lr in shared}
+             for a in ("adabelief", "adam")}
+    wins = sum(1 for lr in shared if _lt(by_lr["adabelief"][f"{lr:g}"], by_lr["adam"][f"{lr:g}"]))
+    runs = list(toy.results.values())
+    sweep = SweepResult(runs, protocol)
+    summary: dict[str, Any] = {"arms": {a: arm_summary(sweep, a) for a in cfg.arms}, "optimum": list(optimum),
+                               "steps": int(cfg.steps), "tuning_seeds": tune, "eval_seeds": ev,
+                               "equal_lr": by_lr, "shared_lrs": len(shared), "adabelief_closer_at": wins}
+    best_paths = {f"{arm} lr={protocol.arms[arm].chosen:g}": toy.paths[(arm, protocol.arms[arm].chosen, tuple(ev))][0]
+                  for arm in cfg.arms if protocol.arms[arm].chosen is not None}
+    x0 = starts(tuple(cfg.start), float(cfg.jitter), ev)
     plots = {"trajectories": str(plot_trajectories_2d(
         lambda x, y: func(x, y), best_paths, ctx.path("c1_trajectories.png"),
-        title=f"C1: {cfg.function} from {tuple(cfg.start)}, {cfg.steps} steps, best lr per arm (seed {ctx.seeds[0]})",
+        title=f"C1: {cfg.function} from {tuple(cfg.start)}, {cfg.steps} steps, chosen lr per arm (seed {ev[0]})",
         bounds=tuple(cfg.plot_bounds), optimum=optimum, start=tuple(x0[0].tolist())))}
     plots["lr_sweep"] = str(plot_lr_sweep(
-        {a: {r["lr"]: r["distance"] for r in runs if r["arm"] == a} for a in cfg.arms},
-        ctx.path("c1_lr_sweep.png"), title="C1: distance to the optimum after the budget", ylabel="distance"))
-    return Measurement(arms={"runs": runs}, summary=summary, plots=plots)
+        {a: {r["lr"]: r["distance"] for r in runs if r["arm"] == a and r["phase"] == "tune"} for a in cfg.arms},
+        ctx.path("c1_lr_sweep.png"), title="C1: distance to the optimum after the budget (tuning starts)",
+        ylabel="distance"))
+    return Measurement(arms={"runs": runs}, summary=summary, plots=plots, protocol=protocol.to_record())
 
 
 def _lt(a: float | None, b: float | None) -> bool:

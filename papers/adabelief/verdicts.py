@@ -1,4 +1,6 @@
-"""AdaBelief's verdict rules (spec §6), applied to a run's summary. Thresholds live here, once."""
+"""AdaBelief's verdict rules, applied to a run's summary. Thresholds live here, once. Both claims compare tuned
+arms and follow the tuning-and-evidence protocol: tuning seeds choose each arm's lr, eval seeds judge with paired
+tests, and unbracketed tuning caps the verdict."""
 
 from __future__ import annotations
 
@@ -6,7 +8,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from common.results.verdict import CONTRADICTED, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
+from common.results.judges import finish
+from common.results.protocol import TestResult, exercised, paired_test
+from common.results.verdict import CONTRADICTED, INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
+
+NOT_EXERCISED = "not exercised"
 
 C1_REACHED = 0.1
 C1_FACTOR = 0.5
@@ -17,65 +23,171 @@ C2_CONTRA_ACC_PP = 0.5
 C2_CONTRA_SPEED = 1.25
 
 
-def _d(s: Mapping[str, Any], arm: str) -> float:
-    v = s["best"][arm]["distance"]
-    return math.inf if v is None else v
+C1_RULE = ("each arm's lr chosen on the tuning seeds' starts (bracketing), distance to the optimum on the eval "
+           "seeds' starts, paired one-sided t-test of AdaBelief against its closest rival (Adam or SGD, by eval "
+           f"mean): reproduced if AdaBelief is closer at p < 0.05, its mean distance is < {C1_REACHED} and <= "
+           f"{C1_FACTOR}x the rival's; partially if it is closer at p < 0.05 without that, or closer than Adam at "
+           f">= {C1_WINS} of 6 shared lrs (equal-lr runs on the eval starts); contradicted if the rival is closer at "
+           "p < 0.05; otherwise not reproduced. A win over an unbracketed rival, or a loss of an unbracketed "
+           "AdaBelief, is inconclusive")
+
+
+def _finals(s: Mapping[str, Any], arm: str) -> list[float]:
+    return [math.inf if x is None or not math.isfinite(float(x)) else float(x) for x in s["arms"][arm]["finals"]]
+
+
+def _rival(s: Mapping[str, Any]) -> str | None:
+    ok = [a for a in ("adam", "sgd") if s["arms"][a]["mean"] is not None]
+    return min(ok, key=lambda a: s["arms"][a]["mean"]) if ok else None
+
+
+def toy_test(s: Mapping[str, Any]) -> TestResult | None:
+    rival = _rival(s)
+    if rival is None or s["arms"]["adabelief"]["lr"] is None:
+        return None
+    return paired_test(_finals(s, "adabelief"), _finals(s, rival))
 
 
 def judge_toy(s: Mapping[str, Any]) -> Verdict:
-    ab, rival = _d(s, "adabelief"), min(_d(s, "adam"), _d(s, "sgd"))
-    reached = ab < C1_REACHED and ab <= C1_FACTOR * rival
-    closer = ab < rival
-    wins = s["adabelief_closer_at"] >= C1_WINS
-    checks = {"reaches_optimum_and_halves_rivals": reached, "closer_than_rivals": closer,
-              f"closer_than_adam_at_{C1_WINS}_of_{s['shared_lrs']}_lrs": wins}
-    reasons = [f"best distance AdaBelief {ab:.4g} vs min(Adam, SGD) {rival:.4g}; reached (< {C1_REACHED} and "
-               f"<= {C1_FACTOR}x rivals): {reached}",
-               f"AdaBelief closer than Adam at {s['adabelief_closer_at']} of {s['shared_lrs']} shared lrs"]
-    if ab > 2 * rival:
-        return Verdict(CONTRADICTED, checks, reasons)
-    status = REPRODUCED if reached else PARTIAL if closer or wins else NOT_REPRODUCED
-    return Verdict(status, checks, reasons)
+    rival, t = _rival(s), toy_test(s)
+    ab = s["arms"]["adabelief"]
+    wins_needed = math.ceil(C1_WINS * s["shared_lrs"] / 6)
+    wins = s["shared_lrs"] > 0 and s["adabelief_closer_at"] >= wins_needed
+    if rival is None:
+        return Verdict(INCONCLUSIVE, {}, ["Adam and SGD diverged at every lr or on every eval start"])
+    if t is None or ab["mean"] is None:
+        checks = {"closer_than_rival_p<0.05": False}
+        return finish(CONTRADICTED, checks, ["AdaBelief diverged at every lr or on every eval start"], s,
+                      "adabelief", ["adam", "sgd"])
+    d_ab, d_r = ab["mean"], s["arms"][rival]["mean"]
+    closer = t.significant
+    reached = closer and d_ab < C1_REACHED and d_ab <= C1_FACTOR * d_r
+    checks = {"reaches_optimum_and_halves_rival": reached, "closer_than_rival_p<0.05": closer,
+              f"closer_than_adam_at_{wins_needed}_of_{s['shared_lrs']}_lrs": wins}
+    ci = "n/a" if t.ci95 is None else f"[{t.ci95[0]:+.4g}, {t.ci95[1]:+.4g}]"
+    reasons = [f"mean distance AdaBelief {d_ab:.4g} (lr {ab['lr']:g}) vs {rival} {d_r:.4g} (lr "
+               f"{s['arms'][rival]['lr']:g}); AdaBelief - {rival} {t.diff:+.4g}, 95% CI {ci}, p = "
+               f"{'n/a' if t.p is None else format(t.p, '.3g')} (n = {t.n})",
+               f"reached (< {C1_REACHED} and <= {C1_FACTOR}x the rival): {reached}",
+               f"AdaBelief closer than Adam at {s['adabelief_closer_at']} of {s['shared_lrs']} shared lrs (eval starts)"]
+    if t.significant_opposite:
+        status = CONTRADICTED
+    else:
+        status = REPRODUCED if reached else PARTIAL if closer or wins else NOT_REPRODUCED
+    return finish(status, checks, reasons, s, "adabelief", ["adam", "sgd"])
+
+
+def test_toy(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    t = toy_test(s)
+    return None if t is None else {**t.to_record(), "rival": _rival(s)}
 
 
 def headline_toy(s: Mapping[str, Any]) -> str:
     parts = []
     for arm in ("adabelief", "adam", "sgd"):
-        b = s["best"][arm]
-        parts.append(f"{arm} {'diverged' if b['distance'] is None else format(b['distance'], '.3g')}"
-                     f"@{b['lr'] if b['lr'] is not None else '-'}")
-    return (f"distance to optimum after {s['steps']} steps: " + ", ".join(parts)
-            + f"; AdaBelief closer than Adam at {s['adabelief_closer_at']}/{s['shared_lrs']} lrs")
+        a = s["arms"][arm]
+        edge = "" if a["bracketed"] else " (lr not bracketed)"
+        parts.append(f"{arm} {'diverged' if a['mean'] is None else format(a['mean'], '.3g')}"
+                     f"@{'-' if a['lr'] is None else format(a['lr'], 'g')}{edge}")
+    t = toy_test(s)
+    p = "" if t is None or t.p is None else f"; AdaBelief - {_rival(s)} p={t.p:.3g}"
+    return (f"distance to optimum after {s['steps']} steps (eval n={len(s['eval_seeds'])}): " + ", ".join(parts) + p
+            + f"; AdaBelief closer than Adam at {s['adabelief_closer_at']}/{s['shared_lrs']} shared lrs")
+
+
+C2_RULE = ("each arm's lr tuned on the tuning seeds by final val error (bracketing), measured on the eval seeds, "
+           "paired one-sided t-tests over eval seeds: (a) 'as fast as Adam' holds if AdaBelief's train loss at "
+           f"{{speed}} of the steps is below {C2_SPEED_FACTOR}x Adam's at p < 0.05; (b) 'generalizes like SGD' holds "
+           "if AdaBelief's test accuracy is above Adam's at p < 0.05 and above SGD's minus "
+           f"{C2_SGD_SLACK_PP} pp at p < 0.05. Reproduced if (a) and (b); partially if exactly one; not reproduced if "
+           f"neither; contradicted if AdaBelief's accuracy is below Adam's minus {C2_CONTRA_ACC_PP} pp and its train "
+           f"loss above {C2_CONTRA_SPEED}x Adam's, both at p < 0.05. A win over an unbracketed Adam or SGD, or a loss "
+           "of an unbracketed AdaBelief, is inconclusive").replace("{speed}", "50%")
+
+
+def _vals(s: Mapping[str, Any], arm: str, key: str) -> list[float]:
+    return [math.inf if x is None or not math.isfinite(float(x)) else float(x) for x in s["arms"][arm][key]]
+
+
+def _neg(xs: list[float]) -> list[float]:
+    return [-x if math.isfinite(x) else math.inf for x in xs]  # accuracy: higher is better; a failed run is +inf
+
+
+def generalization_tests(s: Mapping[str, Any]) -> dict[str, TestResult] | None:
+    """The paired one-sided tests of C2, each of the form "left < right" over eval seeds."""
+    arms = s["arms"]
+    if any(arms[a]["lr"] is None for a in ("adabelief", "adam", "sgd")):
+        return None
+    ab_l, adam_l = _vals(s, "adabelief", "train_loss_at_speed"), _vals(s, "adam", "train_loss_at_speed")
+    ab_acc, adam_acc, sgd_acc = (_vals(s, a, "test_acc") for a in ("adabelief", "adam", "sgd"))
+    return {
+        # (a) AdaBelief's loss < 1.1 x Adam's
+        "a_loss_vs_1.1x_adam": paired_test(ab_l, [C2_SPEED_FACTOR * x for x in adam_l]),
+        # (b) AdaBelief's accuracy > Adam's, and > SGD's - 0.2 pp (as -acc < -other)
+        "b_acc_vs_adam": paired_test(_neg(ab_acc), _neg(adam_acc)),
+        "b_acc_vs_sgd_minus_0.2pp": paired_test(_neg(ab_acc), _neg([x - C2_SGD_SLACK_PP for x in sgd_acc])),
+        # contradiction: AdaBelief's accuracy < Adam's - 0.5 pp, and its loss > 1.25 x Adam's
+        "contra_acc_below_adam_minus_0.5pp": paired_test(ab_acc, [x - C2_CONTRA_ACC_PP for x in adam_acc]),
+        "contra_loss_above_1.25x_adam": paired_test([C2_CONTRA_SPEED * x for x in adam_l], ab_l),
+    }
+
+
+def _t(t: TestResult) -> str:
+    ci = "n/a" if t.ci95 is None else f"[{t.ci95[0]:+.4g}, {t.ci95[1]:+.4g}]"
+    return (f"diff {'n/a' if t.diff is None else format(t.diff, '+.4g')}, 95% CI {ci}, "
+            f"p = {'n/a' if t.p is None else format(t.p, '.3g')}")
+
+
+def _t_acc(t: TestResult) -> str:
+    """A test run on -acc, reported as AdaBelief's accuracy minus the other side's (pp)."""
+    ci = "n/a" if t.ci95 is None else f"[{-t.ci95[1]:+.3g}, {-t.ci95[0]:+.3g}]"
+    return (f"AdaBelief - it {'n/a' if t.diff is None else format(-t.diff, '+.3g')} pp, 95% CI {ci}, "
+            f"p = {'n/a' if t.p is None else format(t.p, '.3g')}")
 
 
 def judge_generalization(s: Mapping[str, Any]) -> Verdict:
-    b = s["best"]
-    ab, adam, sgd = b["adabelief"], b["adam"], b["sgd"]
-    if None in (ab["test_acc"], adam["test_acc"], sgd["test_acc"], ab["train_loss_at_speed"],
-                adam["train_loss_at_speed"]):
-        return Verdict("inconclusive", {}, ["an arm failed at every learning rate"])
-    fast = ab["train_loss_at_speed"] <= C2_SPEED_FACTOR * adam["train_loss_at_speed"]
-    target = max(adam["test_acc"], sgd["test_acc"] - C2_SGD_SLACK_PP)
-    general = ab["test_acc"] >= target
-    reasons = [f"(a) train loss at {s['speed_at']:.0%} of steps: AdaBelief {ab['train_loss_at_speed']:.4f} <= "
-               f"{C2_SPEED_FACTOR} x Adam {adam['train_loss_at_speed']:.4f}: {fast}",
-               f"(b) test acc AdaBelief {ab['test_acc']:.2f}% >= max(Adam {adam['test_acc']:.2f}%, SGD "
-               f"{sgd['test_acc']:.2f}% - {C2_SGD_SLACK_PP} pp): {general}"]
-    checks = {"a_fast_as_adam": fast, "b_generalizes_like_sgd": general}
-    if (ab["test_acc"] < adam["test_acc"] - C2_CONTRA_ACC_PP
-            and ab["train_loss_at_speed"] > C2_CONTRA_SPEED * adam["train_loss_at_speed"]):
-        return Verdict(CONTRADICTED, checks, reasons)
-    status = REPRODUCED if fast and general else PARTIAL if fast or general else NOT_REPRODUCED
-    return Verdict(status, checks, reasons)
+    tests = generalization_tests(s)
+    if tests is None:
+        return Verdict(INCONCLUSIVE, {}, ["an arm failed at every learning rate"])
+    a = s["arms"]
+    fast = tests["a_loss_vs_1.1x_adam"].significant
+    general = tests["b_acc_vs_adam"].significant and tests["b_acc_vs_sgd_minus_0.2pp"].significant
+    diverged = sum(int(a[x]["diverged"]) for x in ("adabelief", "adam", "sgd"))
+    checks: dict[str, Any] = {"a_fast_as_adam": fast, "b_generalizes_like_sgd": general,
+                              "eval_runs_diverged": diverged if exercised(diverged, 0) else NOT_EXERCISED}
+    reasons = [f"(a) train loss at {s['speed_at']:.0%} of steps: AdaBelief {_m(a['adabelief']['train_loss_at_speed_mean'])}"
+               f" vs {C2_SPEED_FACTOR} x Adam {_m(a['adam']['train_loss_at_speed_mean'])}; AdaBelief - "
+               f"{C2_SPEED_FACTOR}x Adam: {_t(tests['a_loss_vs_1.1x_adam'])}",
+               f"(b) test acc AdaBelief {_m(a['adabelief']['test_acc_mean'])}% vs Adam "
+               f"{_m(a['adam']['test_acc_mean'])}% ({_t_acc(tests['b_acc_vs_adam'])}) and SGD "
+               f"{_m(a['sgd']['test_acc_mean'])}% - {C2_SGD_SLACK_PP} pp ({_t_acc(tests['b_acc_vs_sgd_minus_0.2pp'])})"]
+    if tests["contra_acc_below_adam_minus_0.5pp"].significant and tests["contra_loss_above_1.25x_adam"].significant:
+        status = CONTRADICTED
+    else:
+        status = REPRODUCED if fast and general else PARTIAL if fast or general else NOT_REPRODUCED
+    baselines = ["adam", "sgd"] if general else ["adam"]
+    return finish(status, checks, reasons, s, "adabelief", baselines)
+
+
+def test_generalization(s: Mapping[str, Any]) -> dict[str, Any] | None:
+    tests = generalization_tests(s)
+    if tests is None:
+        return None
+    return {"kind": "paired-t per sub-claim (one-sided, left < right)",
+            "tests": {k: t.to_record() for k, t in tests.items()}}
+
+
+def _m(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
 
 
 def headline_generalization(s: Mapping[str, Any]) -> str:
     parts = []
-    for arm, v in s["best"].items():
-        if v["test_acc"] is None:
+    for arm, v in s["arms"].items():
+        if v["test_acc_mean"] is None:
             parts.append(f"{arm} failed")
-        else:
-            speed = v["train_loss_at_speed"]
-            parts.append(f"{arm} {v['test_acc']:.2f}±{v['test_acc_std']:.2f}%@{v['lr']:g} "
-                         f"(loss@{s['speed_at']:.0%} {'n/a' if speed is None else format(speed, '.3f')})")
-    return "test acc (n per arm = seeds): " + ", ".join(parts)
+            continue
+        edge = "" if v["bracketed"] else ", lr not bracketed"
+        parts.append(f"{arm} {v['test_acc_mean']:.2f}±{(v['test_acc_sd'] or 0.0):.2f}%@{v['lr']:g}{edge} "
+                     f"(loss@{s['speed_at']:.0%} {_m(v['train_loss_at_speed_mean'])})")
+    return f"test acc (eval n={len(s['eval_seeds'])}): " + ", ".join(parts)

@@ -5,12 +5,15 @@ Contextual bandit (P prompts x K responses, R ~ U(0, 1), random pi_ref, tabular 
 Each step draws one group of k responses per prompt from mu in {on-policy pi_theta, uniform, stale = pi_ref} and
 takes an Adam step on the loss summed over runs. GVPO with ``anchor="ref"`` is compared with a GRPO-style loss
 (std-normalised group advantage, beta k3-KL to pi_ref, no importance weights). Metric: mean over prompts of
-KL(pi* || pi_theta) after the budget, best lr per (arm, mu) by the seed mean. Also reported: ``anchor="old"``
+KL(pi* || pi_theta) after the budget. On the tuning-and-evidence protocol: every (arm, mu) tunes its lr on the
+tuning seeds (bracketing), then runs its choice on the eval seeds; GVPO and GRPO-style are compared per mu by a
+paired test over eval seeds. Also reported: ``anchor="old"``
 (the official code's form: the anchor is the rollout policy, refreshed every outer iteration), whose target
 pi_old exp(R / beta) moves each iteration, away from pi*.
 
 A plain loop, not Lightning: the policy is a table of logits (a tabular method) and every (lr, seed) run is one
-slice of a single tensor (Adam is elementwise, so batching the runs leaves each trajectory unchanged).
+slice of a single tensor (Adam is elementwise, so batching the runs leaves each trajectory unchanged). Each lr
+runs on its own (one seed set per call), so a run does not depend on which other lrs were tried.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves
+from common.results.protocol import Protocol, evaluate_arm, tune_arm
+from common.results.sweep import SweepResult, arm_summary
 from papers.rl_variance.aggregation import grpo_kl_loss, gvpo_loss
 from papers.rl_variance.envs.bandit import Bandit, kl_rows
 
@@ -95,39 +100,78 @@ def train(bandit: Bandit, arm: str, mu: str, lrs: list[float], seeds: list[int],
     return {"steps": steps_at, "kl": np.stack(curve, 1)}  # (runs, points)
 
 
+class _Runs:
+    """One (arm, mu, lr) run over a whole seed set at once (cached for ``--resume``); per-seed final KL."""
+
+    def __init__(self, cfg: Any, ctx: RunContext) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.beta, self.k, self.steps = float(cfg.beta), int(cfg.group_size), int(cfg.steps)
+        self.every = max(1, self.steps // 60)
+        self.results: dict[tuple[str, str, float, tuple[int, ...]], dict[str, Any]] = {}
+
+    def get(self, arm: str, mu: str, lr: float, seeds: list[int], phase: str) -> dict[str, Any]:
+        key = (arm, mu, float(lr), tuple(seeds))
+        if key not in self.results:
+            label = f"{self.ctx.claim_id} ({phase}) {arm} mu={mu} lr={lr:g} seeds {seeds}"
+
+            def run() -> dict[str, Any]:
+                out = train(stacked(self.cfg, seeds), arm, mu, [lr], seeds, steps=self.steps, beta=self.beta,
+                            k=self.k, record_every=self.every)
+                kl = out["kl"]  # (seeds, points)
+                self.ctx.say(f"[{label}] final KL(pi*||pi) " + ", ".join(f"{v:.3g}" for v in kl[:, -1]))
+                return {"steps": out["steps"], "kl_curve": kl.tolist(), "final_kl": kl[:, -1].tolist()}
+
+            res = self.ctx.cached(f"{arm}-{mu}-lr{lr:g}-s{'_'.join(map(str, seeds))}", run, label)
+            self.results[key] = {"arm": arm, "mu": mu, "lr": float(lr), "seeds": list(seeds), "phase": phase, **res}
+        return self.results[key]
+
+    def final(self, arm: str, mu: str, lr: float, seeds: list[int], seed: int, phase: str) -> float | None:
+        v = self.get(arm, mu, lr, seeds, phase)["final_kl"][seeds.index(seed)]
+        return float(v) if np.isfinite(v) else None
+
+
 def run_gvpo(cfg: Any, ctx: RunContext) -> Measurement:
-    beta, k, steps = float(cfg.beta), int(cfg.group_size), int(cfg.steps)
+    beta, k = float(cfg.beta), int(cfg.group_size)
     lrs = [float(x) for x in cfg.lrs]
-    every = max(1, steps // 60)
-    runs: list[dict[str, Any]] = []
-    best: dict[str, dict[str, Any]] = {}
+    runner = _Runs(cfg, ctx)
+    protocol = Protocol(list(ctx.tuning_seeds), list(ctx.seeds), "KL(pi* || pi_theta)")
+    names = [(arm, mu) for arm in cfg.arms for mu in cfg.mus]
+    for arm, mu in names:
+        t = tune_arm(f"{arm}/{mu}", lrs, ctx.tuning_seeds,
+                     lambda lr, s, arm=arm, mu=mu: runner.final(arm, mu, lr, list(ctx.tuning_seeds), s, "tune"),
+                     max_extensions=int(cfg.get("max_extensions", 2)))
+        protocol.arms[t.arm] = t
+        ctx.say(f"[{ctx.claim_id}] {arm} mu={mu}: lr {t.chosen} chosen over {t.grid} "
+                f"({'bracketed' if t.bracketed else 'NOT bracketed'}; extensions {t.extensions})")
+    for arm, mu in names:
+        name = f"{arm}/{mu}"
+        protocol.evals[name] = evaluate_arm(
+            name, protocol.arms[name].chosen, ctx.seeds,
+            lambda lr, s, arm=arm, mu=mu: runner.final(arm, mu, lr, list(ctx.seeds), s, "eval"))
+    runs = list(runner.results.values())
+    sweep = SweepResult(runs, protocol)
     curves: dict[str, list] = {}
-    jobs = [(arm, mu) for arm in cfg.arms for mu in cfg.mus]
-    for i, (arm, mu) in enumerate(jobs, 1):
-        out = train(stacked(cfg, ctx.seeds), arm, mu, lrs, ctx.seeds, steps=steps, beta=beta, k=k,
-                    record_every=every)
-        kl = out["kl"].reshape(len(lrs), len(ctx.seeds), -1)  # (lrs, seeds, points)
-        finals = {f"{lr:g}": kl[j, :, -1].tolist() for j, lr in enumerate(lrs)}
-        j = int(np.argmin(kl[:, :, -1].mean(1)))
-        best.setdefault(arm, {})[mu] = {"lr": lrs[j], "kl": float(kl[j, :, -1].mean()),
-                                        "kl_sd": float(kl[j, :, -1].std(ddof=1)) if len(ctx.seeds) > 1 else 0.0,
-                                        "kl_max": float(kl[j, :, -1].max())}
-        curves[f"{arm} {mu} lr={lrs[j]:g}"] = [list(zip(out["steps"], row.tolist(), strict=True)) for row in kl[j]]
-        runs.append({"arm": arm, "mu": mu, "final_kl_by_lr": finals})
-        ctx.say(f"[{ctx.label(i, len(jobs), f'{arm} mu={mu}')}] best lr {lrs[j]:g}: KL(pi*||pi) "
-                f"{best[arm][mu]['kl']:.3g} over {len(ctx.seeds)} seeds")
+    for arm, mu in names:
+        lr = protocol.arms[f"{arm}/{mu}"].chosen
+        r = next((x for x in runs if x["arm"] == arm and x["mu"] == mu and x["phase"] == "eval"), None)
+        if r is not None:
+            curves[f"{arm} {mu} lr={lr:g}"] = [list(zip(r["steps"], row, strict=True)) for row in r["kl_curve"]]
     old = _anchor_old(cfg, ctx, beta, k)
     bandits = stacked(cfg, ctx.seeds)
     start = kl_rows(bandits.optimal_logits(beta), torch.log_softmax(bandits.ref_logits, -1)).mean(-1)
-    summary = {"best": best, "beta": beta, "steps": steps, "seeds": len(ctx.seeds), "anchor_old": old["summary"],
+    summary = {"arms": {f"{arm}/{mu}": arm_summary(sweep, f"{arm}/{mu}") for arm, mu in names},
+               "tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds), "beta": beta,
+               "steps": int(cfg.steps), "anchor_old": old["summary"],
                "kl_at_ref": float(start.mean())}  # KL(pi* || pi_ref): where every run starts
     plots = {"kl_curves": str(plot_curves(curves, ctx.path("b4_kl_curves.png"), logy=True,
-                                          title=f"B4: KL(pi* || pi_theta), best lr per arm and mu, beta={beta:g}",
+                                          title=f"B4: KL(pi* || pi_theta), chosen lr per arm and mu, eval seeds, "
+                                                f"beta={beta:g}",
                                           xlabel="step", ylabel="KL(pi* || pi_theta)"))}
     plots["anchor_old"] = str(plot_curves(old["curves"], ctx.path("b4_anchor_old.png"), logy=True,
                                           title="B4: GVPO anchor=old (official form), on-policy",
                                           xlabel="step", ylabel="KL(pi* || pi_theta)"))
-    return Measurement(arms={"runs": runs, "anchor_old": old["runs"]}, summary=summary, plots=plots)
+    return Measurement(arms={"runs": runs, "anchor_old": old["runs"]}, summary=summary, plots=plots,
+                       protocol=protocol.to_record())
 
 
 def _anchor_old(cfg: Any, ctx: RunContext, beta: float, k: int) -> dict[str, Any]:

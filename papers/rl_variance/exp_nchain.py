@@ -1,19 +1,22 @@
 """Claim B2: Adam LMCDQN beats epsilon-greedy DQN on the longer N-chain (N=50; N=25 reported).
 
-Protocol: both arms tuned over the same lr grid plus one extra knob each (aSGLD noise_scale, DQN's
-final epsilon) on seed 0; the best config's result over all seeds is the arm's number. Every config runs all seeds
-at once (one batched Q-network, :class:`papers.rl_variance.dqn.DQNAgent`), so the tuning seed's partners come for
-free and are recorded, but only seed 0 chooses. Metric: the greedy evaluation return averaged over the last
-``eval_last`` evaluations (the environment is deterministic, so one episode per evaluation).
+On the tuning-and-evidence protocol. Each arm tunes its lr (a x2 log grid, bracketing with at most two
+extensions per edge) together with its own exploration knob, which takes three fixed values (aSGLD's
+``noise_scale`` for LMC, the final epsilon for DQN): every knob value gets its own lr tuning and the rows are
+compared by the mean over the tuning seeds; tied rows go to the middle knob value, never to the first in grid
+order (:func:`common.results.protocol.tune_arm_with_knob`). The chosen configuration then runs on the eval seeds
+and the arms are compared by a paired t-test over eval seeds.
 
-Outcomes are nearly binary (a seed finds the far end or it does not), so a choice on one seed is fragile; the
-summary also reports the best-vs-best with the config chosen on the all-seed mean (``best_by_mean``, not judged).
+Metric: regret = the optimal return (10) minus the greedy evaluation return averaged over the last ``eval_last``
+evaluations (the environment is deterministic, so one episode per evaluation); lower is better. Every config runs
+all seeds of a phase at once (one batched Q-network, :class:`papers.rl_variance.dqn.DQNAgent`): the tuning seeds
+together, the eval seeds together, the same batches for both arms, so the arms are paired seed by seed.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,79 +24,128 @@ from omegaconf import OmegaConf
 
 from common.results.context import RunContext
 from common.results.paper import Measurement
-from common.results.plots import plot_curves
-from common.results.stats import mean_sd
+from common.results.plots import plot_curves, plot_lr_sweep
+from common.results.protocol import Protocol, evaluate_arm, tune_arm_with_knob
+from common.results.sweep import SweepResult, arm_summary
 from papers.rl_variance.dqn import fit_dqn
+from papers.rl_variance.envs.nchain import NChain
 
 
-def arm_configs(cfg: Any, arm: str) -> list[tuple[str, Any]]:
-    """(label, agent config) for every grid point of ``arm``."""
+def arm_config(cfg: Any, arm: str, lr: float, knob: float, n: int) -> Any:
+    """The agent config of ``arm`` at (lr, knob value) on the chain of length ``n``."""
     a = cfg.arms[arm]
-    out = []
-    for lr, knob in itertools.product(cfg.lrs, a.grid["values"]):
-        c = OmegaConf.merge(cfg.agent, {k: v for k, v in a.items() if k not in ("grid", "optimizer")})
-        c.optimizer = OmegaConf.merge(a.optimizer, {"lr": float(lr)})
-        if a.grid.key == "noise_scale":
-            c.optimizer.noise_scale = float(knob)
-        else:
-            c[str(a.grid.key)] = float(knob)
-        out.append((f"lr={float(lr):g} {a.grid.key}={float(knob):g}", c))
-    return out
+    c = OmegaConf.merge(cfg.agent, {k: v for k, v in a.items() if k not in ("grid", "optimizer", "lrs")})
+    c.optimizer = OmegaConf.merge(a.optimizer, {"lr": float(lr)})
+    if a.grid.key == "noise_scale":
+        c.optimizer.noise_scale = float(knob)
+    else:
+        c[str(a.grid.key)] = float(knob)
+    c.n = int(n)
+    return c
 
 
-def _score(agent: Any, last: int) -> list[float]:
+def _returns(agent: Any, last: int) -> list[float]:
     evals = np.array([v for _, v in agent.eval_curve[-last:]])  # (last, seeds)
     return evals.mean(0).tolist()
 
 
+class _Batched:
+    """Runs one (arm, lr, knob) config on a whole seed set at once (cached per config for ``--resume``) and
+    answers the protocol's per-seed questions from it."""
+
+    def __init__(self, cfg: Any, ctx: RunContext, n: int, steps: int) -> None:
+        self.cfg, self.ctx, self.n, self.steps = cfg, ctx, n, steps
+        self.optimal = NChain(n).optimal_return
+        self.results: dict[tuple[str, float, float, tuple[int, ...]], dict[str, Any]] = {}
+        self.count = 0
+
+    def get(self, arm: str, lr: float, knob: float, seeds: Sequence[int], phase: str) -> dict[str, Any]:
+        key = (arm, float(lr), float(knob), tuple(seeds))
+        if key not in self.results:
+            self.count += 1
+            kname = str(self.cfg.arms[arm].grid.key)
+            label = (f"{self.ctx.claim_id} config {self.count} ({phase}) {arm} lr={lr:g} {kname}={knob:g} "
+                     f"N={self.n} seeds {list(seeds)}")
+
+            def run() -> dict[str, Any]:
+                agent = fit_dqn(arm_config(self.cfg, arm, lr, knob, self.n), list(seeds), self.steps,
+                                int(self.cfg.eval_every))
+                ret = _returns(agent, int(self.cfg.eval_last))
+                self.ctx.say(f"[{label}] return (last {self.cfg.eval_last} evals) "
+                             + ", ".join(f"{r:.2f}" for r in ret))
+                return {"returns": ret, "eval_curve": [[s, v] for s, v in agent.eval_curve]}
+
+            res = self.ctx.cached(f"N{self.n}-{arm}-lr{lr:g}-{kname}{knob:g}-s{'_'.join(map(str, seeds))}", run,
+                                  label)
+            self.results[key] = {"arm": arm, "lr": float(lr), kname: float(knob), "knob": float(knob),
+                                 "seeds": list(seeds), "phase": phase, "n": self.n, **res}
+        return self.results[key]
+
+    def regret(self, arm: str, lr: float, knob: float, seeds: Sequence[int], seed: int, phase: str) -> float:
+        r = self.get(arm, lr, knob, seeds, phase)
+        return self.optimal - r["returns"][list(seeds).index(seed)]
+
+
 def run_nchain(cfg: Any, ctx: RunContext) -> Measurement:
-    seeds = ctx.seeds
-    last, every = int(cfg.eval_last), int(cfg.eval_every)
-    runs: list[dict[str, Any]] = []
-    best: dict[str, Any] = {}
-    curves: dict[str, Any] = {}
-    jobs = [(arm, label, c) for arm in cfg.arms for label, c in arm_configs(cfg, arm)]
     N, steps = int(cfg.n), int(cfg.env_steps)
-    for i, (arm, label, c) in enumerate(jobs, 1):
-        c.n = N
-        agent = fit_dqn(c, seeds, steps, every)
-        score = _score(agent, last)
-        runs.append({"arm": arm, "config": label, "n": N, "scores": score,
-                     "eval_curve": [[s, v] for s, v in agent.eval_curve]})
-        ctx.say(f"[{ctx.label(i, len(jobs), f'{arm} {label} N={N}')}] return (last {last} evals) seed 0 "
-                f"{score[0]:.2f}, all seeds {np.mean(score):.2f}")
-    summary: dict[str, Any] = {"n": N, "env_steps": steps, "seeds": len(seeds), "best": {}, "grid": {},
-                               "grid_mean": {}, "best_by_mean": {}}
+    big = _Batched(cfg, ctx, N, steps)
+    protocol = Protocol(list(ctx.tuning_seeds), list(ctx.seeds), "regret (optimal minus greedy return)")
+    knobs: dict[str, float | None] = {}
     for arm in cfg.arms:
-        mine = [r for r in runs if r["arm"] == arm]
-        summary["grid"][arm] = {r["config"]: r["scores"][0] for r in mine}
-        summary["grid_mean"][arm] = {r["config"]: float(np.mean(r["scores"])) for r in mine}
-        # Sensitivity (reported, not judged): the config chosen on the mean over all seeds instead of seed 0.
-        by_mean = max(mine, key=lambda r: float(np.mean(r["scores"])))
-        m, sd = mean_sd(by_mean["scores"])
-        summary["best_by_mean"][arm] = {"config": by_mean["config"], "return": m, "return_sd": sd,
-                                        "return_se": sd / math.sqrt(len(by_mean["scores"]))}
-        top = max(mine, key=lambda r: r["scores"][0])  # tuned on seed 0 only
-        m, sd = mean_sd(top["scores"])
-        summary["best"][arm] = {"config": top["config"], "return": m, "return_sd": sd,
-                                "return_se": sd / math.sqrt(len(top["scores"])), "scores": top["scores"]}
-        best[arm] = top
-        curves[f"{arm} {top['config']}"] = [[[s, v[k]] for s, v in top["eval_curve"]] for k in range(len(seeds))]
-    # The shorter chain, reported only: the best configs at N_small.
+        a = cfg.arms[arm]
+        t = tune_arm_with_knob(
+            arm, [float(x) for x in a.get("lrs", cfg.lrs)], str(a.grid.key), [float(x) for x in a.grid["values"]],
+            ctx.tuning_seeds,
+            lambda lr, k, s, arm=arm: big.regret(arm, lr, k, ctx.tuning_seeds, s, "tune"),
+            max_extensions=int(cfg.get("max_extensions", 2)))
+        protocol.arms[arm] = t
+        knobs[arm] = t.knob_choice["chosen"] if t.knob_choice else None
+        ctx.say(f"[{ctx.claim_id}] {arm}: lr {t.chosen} with {a.grid.key}={knobs[arm]} chosen "
+                f"({'bracketed' if t.bracketed else 'NOT bracketed'}; extensions {t.extensions}; tied rows "
+                f"{t.knob_choice['tied'] if t.knob_choice else []})")
+    for arm in cfg.arms:
+        t, k = protocol.arms[arm], knobs[arm]
+        protocol.evals[arm] = evaluate_arm(
+            arm, t.chosen, ctx.seeds,
+            lambda lr, s, arm=arm, k=k: big.regret(arm, lr, k, ctx.seeds, s, "eval"))  # type: ignore[arg-type]
+    runs = list(big.results.values())
+    sweep = SweepResult(runs, protocol)
+    summary: dict[str, Any] = {"n": N, "env_steps": steps, "optimal_return": big.optimal,
+                               "tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds), "arms": {}}
+    for arm in cfg.arms:
+        s = arm_summary(sweep, arm)
+        s["knob"] = str(cfg.arms[arm].grid.key)
+        s["knob_value"] = knobs[arm]
+        s["knob_tied"] = protocol.arms[arm].knob_choice["tied"] if protocol.arms[arm].knob_choice else []
+        s["returns"] = [big.optimal - x if math.isfinite(x) else None for x in s["finals"]]
+        s["return_mean"] = None if s["mean"] is None else big.optimal - s["mean"]
+        summary["arms"][arm] = s
+    # The shorter chain, reported only (no verdict): each arm's chosen configuration on the eval seeds.
     small = cfg.small
-    summary["small"] = {"n": int(small.n), "env_steps": int(small.env_steps), "best": {}}
+    sm = _Batched(cfg, ctx, int(small.n), int(small.env_steps))
+    summary["small"] = {"n": int(small.n), "env_steps": int(small.env_steps), "arms": {}}
     for arm in cfg.arms:
-        c = dict(arm_configs(cfg, arm))[best[arm]["config"]]
-        c.n = int(small.n)
-        agent = fit_dqn(c, seeds, int(small.env_steps), every)
-        score = _score(agent, last)
-        m, sd = mean_sd(score)
-        summary["small"]["best"][arm] = {"config": best[arm]["config"], "return": m, "return_sd": sd,
-                                         "scores": score}
-        runs.append({"arm": arm, "config": best[arm]["config"], "n": int(small.n), "scores": score,
-                     "eval_curve": [[s, v] for s, v in agent.eval_curve]})
-        ctx.say(f"[{ctx.claim_id} N={small.n} {arm} {best[arm]['config']}] return {m:.2f} +- {sd:.2f}")
+        lr = protocol.arms[arm].chosen
+        if lr is None:
+            continue
+        r = sm.get(arm, lr, knobs[arm], ctx.seeds, "reported")  # type: ignore[arg-type]
+        summary["small"]["arms"][arm] = {"lr": lr, "knob_value": knobs[arm], "returns": r["returns"],
+                                         "return_mean": float(np.mean(r["returns"])),
+                                         "return_sd": float(np.std(r["returns"], ddof=1))
+                                         if len(r["returns"]) > 1 else 0.0}
+        runs.append(r)
+    curves = {f"{arm} lr={summary['arms'][arm]['lr']:g} {summary['arms'][arm]['knob']}="
+              f"{summary['arms'][arm]['knob_value']:g}":
+              [[[s, v[i]] for s, v in r["eval_curve"]] for i in range(len(ctx.seeds))]
+              for arm in cfg.arms for r in runs
+              if r["arm"] == arm and r["phase"] == "eval" and r["n"] == N}
     plots = {"returns": str(plot_curves(curves, ctx.path("b2_nchain_returns.png"),
-                                        title=f"B2: N-chain N={N}, greedy eval return (best config per arm)",
+                                        title=f"B2: N-chain N={N}, greedy eval return (chosen config, eval seeds)",
                                         xlabel="env step", ylabel="return"))}
-    return Measurement(arms={"runs": runs}, summary=summary, plots=plots)
+    plots["lr_sweep"] = str(plot_lr_sweep(
+        {f"{arm} {summary['arms'][arm]['knob']}={k}": {float(v): [sc] for v, sc in row["scores"].items()}
+         for arm in cfg.arms if protocol.arms[arm].knob_choice
+         for k, row in protocol.arms[arm].knob_choice["rows"].items()},
+        ctx.path("b2_lr_sweep.png"), title=f"B2: regret vs lr per knob value (mean over tuning seeds), N={N}",
+        ylabel="regret (10 - return)"))
+    return Measurement(arms={"runs": runs}, summary=summary, plots=plots, protocol=protocol.to_record())

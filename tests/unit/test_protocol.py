@@ -22,6 +22,7 @@ from common.results.protocol import (
     step_verdict,
     steps_to_target,
     tune_arm,
+    tune_arm_with_knob,
     welch_test,
 )
 from common.results.verdict import CONTRADICTED, INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED
@@ -164,3 +165,45 @@ def test_protocol_seed_sets_must_be_disjoint():
         check_disjoint([0, 1], [1, 2, 3])
     with pytest.raises(ValueError, match="3 eval seeds"):
         check_disjoint([100, 101], [0, 1])
+
+
+def test_protocol_knob_rows_tied_go_to_the_knob_centre_not_grid_order():
+    # every row reaches the same best (a binary outcome): the middle knob value wins, not the first one
+    def point(lr: float, k: float, seed: int) -> float:
+        return 0.0 if lr == 1e-3 else 5.0
+    t = tune_arm_with_knob("dqn", [5e-4, 1e-3, 2e-3], "eps_final", [0.01, 0.03, 0.1], [0, 1], point)
+    assert t.knob_choice["chosen"] == pytest.approx(0.03)
+    assert t.knob_choice["tied"] == [0.01, 0.03, 0.1]
+    assert t.chosen == pytest.approx(1e-3) and t.bracketed
+    assert t.to_record()["knob_choice"]["knob"] == "eps_final"
+
+
+def test_protocol_knob_rows_best_row_wins_and_its_lr_is_bracketed_by_extension():
+    calls: list[tuple[float, float]] = []
+
+    def point(lr: float, k: float, seed: int) -> float:
+        calls.append((lr, k))
+        best = 4e-3 if k == 0.1 else 1e-3  # row 0.1's optimum lies past the grid's top edge
+        return (0.5 if k == 0.1 else 1.0) + 0.1 * math.log2(lr / best) ** 2 + 1e-4 * seed
+    t = tune_arm_with_knob("lmc", [5e-4, 1e-3, 2e-3], "noise_scale", [0.01, 0.1], [0, 1], point)
+    assert t.knob_choice["chosen"] == pytest.approx(0.1)
+    assert t.chosen == pytest.approx(4e-3) and t.bracketed and t.extensions == {"low": 0, "high": 2}
+    assert (8e-3, 0.1) in calls and (4e-3, 0.01) not in calls  # only the row that needed it was extended
+    assert t.knob_choice["rows"]["0.01"]["bracketed"]
+
+
+def test_protocol_knob_rows_all_diverged_choose_nothing():
+    t = tune_arm_with_knob("x", [1e-3, 2e-3], "k", [1.0, 2.0, 4.0], [0, 1], lambda lr, k, s: None,
+                           max_extensions=0)
+    assert t.chosen is None and t.knob_choice["chosen"] is None and not t.bracketed
+
+
+def test_protocol_knob_rows_equally_far_from_the_centre_go_to_the_better_score():
+    # 0.01 and 0.1 are tied and equally far from the centre 0.0316 (0.03 is not tied): the lower score wins,
+    # whichever comes first in the grid
+    def point(lr: float, k: float, seed: int) -> float:
+        base = {0.01: 1.0005, 0.03: 2.0, 0.1: 1.0}[k]
+        return base + (0.0 if lr == 1e-3 else 5.0) + 1e-4 * seed
+    t = tune_arm_with_knob("dqn", [5e-4, 1e-3, 2e-3], "eps_final", [0.01, 0.03, 0.1], [0, 1], point)
+    assert t.knob_choice["tied"] == [0.01, 0.1]
+    assert t.knob_choice["chosen"] == pytest.approx(0.1)

@@ -20,7 +20,22 @@ def _c1(adam, rect):
     ([4, 5], [3.0, 6.0], "contradicted"),
 ])
 def test_c1_rule(adam, rect, status):
-    assert judge_variance(_c1(adam, rect)).status == status
+    v = judge_variance(_c1(adam, rect))
+    assert v.status == status
+    assert v.cap is None  # a simulation: nothing is tuned, so no protocol cap applies
+
+
+def test_c1_records_that_nothing_is_tuned(tmp_path):
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from common.results.context import RunContext
+    from papers.radam.variance import run_variance
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "papers/radam/configs/smoke.yaml").claims.c1
+    m = run_variance(cfg, RunContext(out_dir=tmp_path, preset="smoke", seeds=[0], trainer={}))
+    assert m.protocol["kind"] == "no tuning" and "simulation" in m.protocol["reason"]
 
 
 def _c2(radam_shift, s_radam, s_adam, f_radam, f_warm, f_adam):
