@@ -69,7 +69,8 @@ def judge_toy(s: Mapping[str, Any]) -> Verdict:
                f"{s['arms'][rival]['lr']:g}); AdaBelief - {rival} {t.diff:+.4g}, 95% CI {ci}, p = "
                f"{'n/a' if t.p is None else format(t.p, '.3g')} (n = {t.n})",
                f"reached (< {C1_REACHED} and <= {C1_FACTOR}x the rival): {reached}",
-               f"AdaBelief closer than Adam at {s['adabelief_closer_at']} of {s['shared_lrs']} shared lrs (eval starts)"]
+               f"AdaBelief closer than Adam at {s['adabelief_closer_at']} of {s['shared_lrs']} shared lrs "
+               "(eval starts)"]
     if t.significant_opposite:
         status = CONTRADICTED
     else:
@@ -155,7 +156,8 @@ def judge_generalization(s: Mapping[str, Any]) -> Verdict:
     diverged = sum(int(a[x]["diverged"]) for x in ("adabelief", "adam", "sgd"))
     checks: dict[str, Any] = {"a_fast_as_adam": fast, "b_generalizes_like_sgd": general,
                               "eval_runs_diverged": diverged if exercised(diverged, 0) else NOT_EXERCISED}
-    reasons = [f"(a) train loss at {s['speed_at']:.0%} of steps: AdaBelief {_m(a['adabelief']['train_loss_at_speed_mean'])}"
+    reasons = [f"(a) train loss at {s['speed_at']:.0%} of steps: AdaBelief "
+               f"{_m(a['adabelief']['train_loss_at_speed_mean'])}"
                f" vs {C2_SPEED_FACTOR} x Adam {_m(a['adam']['train_loss_at_speed_mean'])}; AdaBelief - "
                f"{C2_SPEED_FACTOR}x Adam: {_t(tests['a_loss_vs_1.1x_adam'])}",
                f"(b) test acc AdaBelief {_m(a['adabelief']['test_acc_mean'])}% vs Adam "

@@ -27,8 +27,8 @@ import torch
 
 from common.results.context import RunContext
 from common.results.paper import Measurement
-from common.results.protocol import no_tuning
 from common.results.plots import plot_curves
+from common.results.protocol import no_tuning
 from papers.rl_variance.aggregation import AggConfig, aggregate, group_advantages, sequence_coefficients
 from papers.rl_variance.envs.token_mdp import EOS, TokenMDP
 from papers.rl_variance.plots import plot_bars

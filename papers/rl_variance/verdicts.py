@@ -98,7 +98,8 @@ def headline_nchain(s: Mapping[str, Any]) -> str:
         out += f"; LMC - DQN return {-t['diff']:+.2f}{ci}{p}"
     sm = s.get("small", {}).get("arms", {})
     if "lmc" in sm and "dqn" in sm:
-        out += f"; N={s['small']['n']} (reported) LMC {sm['lmc']['return_mean']:.2f} vs DQN {sm['dqn']['return_mean']:.2f}"
+        out += (f"; N={s['small']['n']} (reported) LMC {sm['lmc']['return_mean']:.2f} vs DQN "
+                f"{sm['dqn']['return_mean']:.2f}")
     return out + f" (eval n={len(s['eval_seeds'])})"
 
 

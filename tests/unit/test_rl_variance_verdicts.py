@@ -8,7 +8,11 @@ from papers.rl_variance.verdicts import (
     judge_deepsea,
     judge_gvpo,
     judge_nchain,
+)
+from papers.rl_variance.verdicts import (
     test_gvpo as gvpo_test_record,
+)
+from papers.rl_variance.verdicts import (
     test_nchain as nchain_test_record,
 )
 
