@@ -9,9 +9,8 @@ import math
 import statistics
 from typing import Any
 
-from common.data.fashion_mnist import FashionMNISTDataModule
+from common.data.images import image_datamodule
 from common.data.text import TextDataModule
-from common.errors import ConfigError
 from common.lit.classification import ClassificationModule
 from common.lit.fit import fit
 from common.lit.language_model import LanguageModelModule
@@ -107,16 +106,13 @@ def run_lr_robustness(cfg: Any, ctx: RunContext) -> Measurement:
 
 def run_accuracy(cfg: Any, ctx: RunContext) -> Measurement:
     """SGD, Adam and RAdam on a CIFAR-style ResNet: sweep on seed 0 (by val acc), best LR on the rest."""
-    if cfg.data.dataset != "fashion_mnist":
-        raise ConfigError(f"dataset {cfg.data.dataset!r} has no loader in this version (fashion_mnist only); "
-                          "the preset documents the paper's recipe")
     dm_args = dict(batch_size=int(cfg.batch_size), root=cfg.data.get("root"), pad_to=int(cfg.data.pad_to),
                    augment=bool(cfg.data.augment), val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
                    test_size=cfg.data.get("test_size"))
 
     def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
         seed_all(seed)
-        dm = FashionMNISTDataModule(seed=seed, **dm_args)
+        dm = image_datamodule(str(cfg.data.dataset), seed=seed, **dm_args)
         dm.setup("fit")
         steps = int(cfg.epochs) * math.ceil(dm.num_train / int(cfg.batch_size))
         model = resnet(int(cfg.model.depth), num_classes=dm.num_classes, in_channels=dm.in_channels)
