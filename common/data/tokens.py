@@ -187,8 +187,11 @@ class TokenFileDataModule(pl.LightningDataModule):
     ``(seed, i)``; stop it with ``max_steps``. Val: ``val_batches * eval_batch_size`` evenly spaced windows, the
     same for every seed. ``vocab_size`` (None: the manifest's tokenizer padded up to a multiple of 64, as nanoGPT
     pads GPT-2's 50257 to 50304, or 50304 without a manifest) and ``dtype`` (a manifest's wins) are checked against
-    a sample of the ids in ``setup``. Nothing is read at construction.
+    a sample of the ids in ``setup``. Nothing is read at construction. ``batch_size`` is the global batch of one
+    forward pass: under DDP each rank trains on its share of it.
     """
+
+    batch_is_global = True  # common.lit.fit.accumulation counts batch_size once, not once per process
 
     def __init__(self, path: str | Path, block_size: int = 64, batch_size: int = 16, val_fraction: float = 0.05,
                  seed: int = 0, max_tokens: int | None = None, val_batches: int = 8,
