@@ -2,9 +2,8 @@
 
 Two layouts: the shards and ``manifest.json`` that ``reproduce prepare`` writes (:mod:`common.data.prepare`; dtype,
 tokenizer and vocabulary come from the manifest), and nanoGPT's ``prepare.py`` output, ``train.bin`` and usually
-``val.bin`` of uint16 ids (nanoGPT's OpenWebText: ~9B and ~4M GPT-2 BPE tokens), which
-:func:`common.data.hf.tokenize_to_bin` also writes. Files are memory-mapped and only the windows a batch
-needs are read, so a corpus far larger than RAM works. Windows and batches come from
+``val.bin`` of uint16 ids (nanoGPT's OpenWebText: ~9B and ~4M GPT-2 BPE tokens). Files are memory-mapped and only
+the windows a batch needs are read, so a corpus far larger than RAM works. Windows and batches come from
 :mod:`common.data.token_windows`, the code :class:`common.data.text.TextDataModule` uses, so the two DataModules
 draw batches the same way.
 """
@@ -37,8 +36,8 @@ def load_token_file(path: str | Path, dtype: np.dtype | type = np.uint16) -> np.
     path = Path(path).expanduser()
     dtype = np.dtype(dtype)
     if not path.exists():
-        raise DataError(f"token file not found: {path} (write it with nanoGPT's prepare.py or "
-                        "common.data.hf.tokenize_to_bin)")
+        raise DataError(f"token file not found: {path} (write token shards with reproduce prepare, or nanoGPT's "
+                        "prepare.py)")
     if not path.is_file():
         raise DataError(f"token file {path} is not a regular file")
     size = path.stat().st_size
