@@ -184,3 +184,39 @@ def test_named_corpora_stream_from_the_hub(monkeypatch):
         texts, source = prep.corpus_documents(name)
         assert list(texts) == ["a", "b"] and source["hub_id"] == hub and source["config"] == config
         assert calls[-1] == (hub, "train", "text", True, config)
+
+
+def test_t5_tokenizer_loads_through_transformers_or_says_what_it_needs(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # not installed
+    with pytest.raises(DataError, match="needs transformers and sentencepiece.*--tokenizer gpt2 works offline"):
+        prep.get_encoder("t5")
+
+    class FakeT5:
+        def __len__(self) -> int:
+            return 32100
+
+        def __call__(self, texts, add_special_tokens):
+            assert add_special_tokens  # T5 ends each document with </s> (id 1) itself
+            return {"input_ids": [[len(t), 1] for t in texts]}
+
+    loaded = []
+
+    def from_pretrained(name):
+        loaded.append(name)
+        if name != "google-t5/t5-base":
+            raise OSError("not cached")
+        return FakeT5()
+
+    fake = types.SimpleNamespace(AutoTokenizer=types.SimpleNamespace(from_pretrained=from_pretrained))
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    enc = prep.get_encoder("t5")
+    assert (enc.name, enc.vocab_size, enc.eot) == ("t5", 32100, None) and loaded == ["google-t5/t5-base"]
+    assert enc.encode_batch(["abc"]) == [[3, 1]]
+    monkeypatch.setattr(prep, "T5_HUB_ID", "offline/t5")
+    with pytest.raises(DataError, match=r"cannot load T5's tokenizer offline/t5 \(not cached\)"):
+        prep.get_encoder("t5")
+    with pytest.raises(ConfigError, match="unknown tokenizer 'bert'; valid: gpt2, t5"):
+        prep.get_encoder("bert")
