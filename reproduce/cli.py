@@ -113,6 +113,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                               shard_tokens=args.shard_tokens, val_fraction=args.val_fraction,
                               progress=not args.quiet)
     out = Path(args.out)
+    if manifest.get("val_note"):
+        print(f"note: {manifest['val_note']}", file=sys.stderr)
     print(f"wrote {sum(len(v) for v in manifest['shards'].values())} shards to {out}: "
           f"{manifest['tokens']} tokens ({manifest['dtype']}, {manifest['tokenizer']['name']}) from "
           f"{manifest['documents']} documents, sha256 {manifest['sha256'][:16]}\n"

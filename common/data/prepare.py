@@ -395,16 +395,19 @@ def prepare_tokens(texts: Iterable[str], encoder: Encoder, out_dir: str | Path, 
         bar.close()  # ends the bar's line, so the error starts a line of its own
         raise
     bar.close()
-    empty = [n for n, s in splits.items() if s.tokens == 0]
-    if empty:
-        raise DataError(f"no {' or '.join(empty)} tokens from {i} documents (val_fraction={val_fraction} sends "
-                        "document i to val when floor((i+1)f) > floor(i f)); use more documents or another "
-                        "--val-fraction")
+    if splits["train"].tokens == 0:
+        for s in splits.values():
+            s.close()
+        raise DataError(f"no train tokens from {i} documents: the source is empty")
     for s in splits.values():
         s.finish()
     shards = {n: s.finished for n, s in splits.items()}
     manifest = {**settings, "documents": i, "tokens": {n: s.tokens for n, s in splits.items()}, "shards": shards,
                 "sha256": set_hash(shards)}
+    if f and not shards["val"]:  # e.g. a --max-tokens sample smaller than the first held-out document
+        manifest["val_note"] = (f"none of the {i} documents is held out at val_fraction={val_fraction} (document i "
+                                "goes to val when floor((i+1)f) > floor(i f)); TokenFileDataModule holds out "
+                                "blocks of the train shards instead")
     _atomic_json(manifest_path, manifest)
     state_path.unlink(missing_ok=True)
     return manifest

@@ -97,8 +97,12 @@ def test_a_killed_run_resumes_to_identical_shards(tmp_path, monkeypatch, crash_a
 
 
 def test_bad_settings_and_folders(tmp_path):
-    with pytest.raises(DataError, match="no val tokens from 5 documents"):
-        prep.prepare_tokens(DOCS[:5], byte_encoder(), tmp_path / "a", source=SOURCE, val_fraction=0.1, progress=False)
+    few = prep.prepare_tokens(DOCS[:5], byte_encoder(), tmp_path / "a", source=SOURCE, val_fraction=0.1,
+                              progress=False)
+    assert few["shards"]["val"] == [] and "none of the 5 documents is held out" in few["val_note"]
+    assert TokenFileDataModule(tmp_path / "a").files()[1] == []  # the datamodule splits the train shards instead
+    with pytest.raises(DataError, match="no train tokens from 0 documents"):
+        prep.prepare_tokens([], byte_encoder(), tmp_path / "a0", source=SOURCE, progress=False)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "notes.txt").write_text("mine")
     with pytest.raises(DataError, match="not empty and holds no prepare state"):
