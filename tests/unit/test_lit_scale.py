@@ -108,3 +108,14 @@ def test_the_cli_takes_the_scale_keys_and_reports_a_bad_global_batch(capsys, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: trainer.global_batch=12 is not a multiple of the 8 examples")
     assert sum(line.startswith("error") for line in err) == 1
+
+
+def test_the_world_size_fit_divides_by_counts_devices_times_nodes():
+    """fit reads the Trainer's world size before training; with devices=2 and num_nodes=3 it is 6 (nothing is
+    launched: the Trainer is only built)."""
+    import lightning.pytorch as pl
+
+    trainer = pl.Trainer(strategy="ddp", devices=2, num_nodes=3, accelerator="cpu", logger=False,
+                         enable_progress_bar=False, enable_checkpointing=False)
+    images = types.SimpleNamespace(batch_size=16)
+    assert trainer.world_size == 6 and accumulation(16 * 6 * 4, images, trainer.world_size) == 4
