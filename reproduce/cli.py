@@ -111,7 +111,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
               "(recorded in the manifest)", file=sys.stderr)
     manifest = prepare_tokens(texts, encoder, Path(args.out), source=source, max_tokens=args.max_tokens,
                               shard_tokens=args.shard_tokens, val_fraction=args.val_fraction,
-                              progress=not args.quiet)
+                              checkpoint_tokens=args.checkpoint_tokens, progress=not args.quiet)
     out = Path(args.out)
     if manifest.get("val_note"):
         print(f"note: {manifest['val_note']}", file=sys.stderr)
@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard (default 1e8)")
     prep.add_argument("--val-fraction", type=float, default=0.0005,
                       help="fraction of documents held out for val (default 0.0005, as nanoGPT)")
+    prep.add_argument("--checkpoint-tokens", type=int, default=10_000_000,
+                      help="tokens between resume checkpoints (default 1e7)")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -233,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if argv and argv[0] == "prepare":
+            print("error: interrupted; the shards up to the last checkpoint are kept (rerun the same command to "
+                  "resume)", file=sys.stderr)
+            return 130
         print("error: interrupted; finished claims and runs are kept, the unfinished one is not written "
               "(continue with the same command plus --resume --out DIR)", file=sys.stderr)
         return 130

@@ -61,3 +61,34 @@ def test_bad_input_is_one_error_line(capsys, tmp_path, jsonl):
         capsys, ["prepare", str(jsonl), "--from", str(jsonl), "--out", str(tmp_path / "o")])
     assert "the following arguments are required: --out" in _err(capsys, ["prepare", str(jsonl)])
     assert "invalid choice: 'bert'" in _err(capsys, ["prepare", str(jsonl), "--out", "x", "--tokenizer", "bert"])
+
+
+def test_ctrl_c_then_the_same_command_resumes_to_the_same_shards(capsys, tmp_path, jsonl, monkeypatch):
+    from common.data import prepare
+
+    monkeypatch.setattr(prepare, "_BATCH_DOCS", 4)
+    argv = [str(jsonl), "--val-fraction", "0.1", "--shard-tokens", "50", "--checkpoint-tokens", "60", "--quiet"]
+    assert main(["prepare", *argv, "--out", str(tmp_path / "clean")]) == 0
+    real = prepare.gpt2_encoder
+
+    def interrupted() -> prepare.Encoder:
+        enc = real()
+        batches = iter(range(100))
+        encode = enc.encode_batch
+
+        def encode_batch(texts):
+            if next(batches) == 6:
+                raise KeyboardInterrupt
+            return encode(texts)
+
+        enc.encode_batch = encode_batch
+        return enc
+
+    monkeypatch.setattr(prepare, "TOKENIZERS", {**prepare.TOKENIZERS, "gpt2": interrupted})
+    code = main(["prepare", *argv, "--out", str(tmp_path / "run")])
+    assert code == 130 and "rerun the same command to resume" in capsys.readouterr().err
+    assert (tmp_path / "run" / ".prepare-state.json").is_file()
+    monkeypatch.setattr(prepare, "TOKENIZERS", {**prepare.TOKENIZERS, "gpt2": real})
+    assert main(["prepare", *argv, "--out", str(tmp_path / "run")]) == 0
+    clean, run = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("clean", "run"))
+    assert run["sha256"] == clean["sha256"] and run["shards"] == clean["shards"]
