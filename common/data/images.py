@@ -1,5 +1,5 @@
-"""In-memory image classification data shared by Fashion-MNIST and CIFAR-10/100: batched datasets, the common
-Lightning DataModule, and ``image_datamodule`` that picks one by a preset's ``data.dataset`` name.
+"""In-memory image classification data shared by Fashion-MNIST and CIFAR-10/100: batched datasets and the common
+Lightning DataModule (:func:`common.data.vision.image_datamodule` picks one by a preset's ``data.dataset`` name).
 
 A subclass supplies only how to load a split (uint8 images and int64 labels) and the per-channel statistics; the
 split, subset, augmentation and loader logic is written once here, so every image dataset behaves the same way.
@@ -164,19 +164,3 @@ class ImageDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
-
-
-IMAGE_DATASETS = ("fashion_mnist", "cifar10", "cifar100")
-
-
-def image_datamodule(dataset: str, **kwargs: Any) -> ImageDataModule:
-    """The DataModule for a preset's ``data.dataset`` (fashion_mnist, cifar10, cifar100) built with ``kwargs``."""
-    if dataset == "fashion_mnist":
-        from common.data.fashion_mnist import FashionMNISTDataModule
-
-        return FashionMNISTDataModule(**kwargs)
-    if dataset in ("cifar10", "cifar100"):
-        from common.data.cifar import CIFAR10DataModule, CIFAR100DataModule
-
-        return (CIFAR10DataModule if dataset == "cifar10" else CIFAR100DataModule)(**kwargs)
-    raise ConfigError(f"unknown image dataset {dataset!r}; valid: {', '.join(IMAGE_DATASETS)}")

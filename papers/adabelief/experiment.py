@@ -7,7 +7,8 @@ import math
 import statistics
 from typing import Any
 
-from common.data.images import ImageDataModule, image_datamodule
+from common.data.images import ImageDataModule
+from common.data.vision import image_datamodule
 from common.errors import ConfigError
 from common.lit.classification import ClassificationModule
 from common.lit.fit import fit

@@ -9,8 +9,8 @@ import math
 import statistics
 from typing import Any
 
-from common.data.images import image_datamodule
 from common.data.text import TextDataModule
+from common.data.vision import image_datamodule
 from common.lit.classification import ClassificationModule
 from common.lit.fit import fit
 from common.lit.language_model import LanguageModelModule

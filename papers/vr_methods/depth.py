@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from common.data.images import image_datamodule
 from common.data.seeding import generator_for
+from common.data.vision import image_datamodule
 from common.errors import ConfigError
 from common.lit.seed import seed_all
 from common.models.mlp import mlp

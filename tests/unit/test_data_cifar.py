@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from common.data import cifar
-from common.data.images import image_datamodule
+from common.data.vision import image_datamodule
 from common.errors import ConfigError, DataError
 
 REAL_FETCH = cifar._fetch  # the fixture below replaces the module's with an offline stand-in
