@@ -273,8 +273,8 @@ def test_a_paper_claim_runs_on_cifar10(tmp_path):
                  f"{c}.data.root={tmp_path / 'data'}", f"{c}.data.val_size=12", f"{c}.data.subset=null",
                  f"{c}.data.test_size=null", f"{c}.lrs=[0.1]", "--out", str(tmp_path / "out")]) == 0
     record = json.loads((tmp_path / "out" / "c3.json").read_text())
-    assert record["config"]["claim"]["data"]["dataset"] == "cifar10"
-    assert all(r["test_acc"] is not None for r in record["arms"]["runs"])
+    assert record["config"]["claim"]["data"]["dataset"] == "cifar10"  # and data.root holds no Fashion-MNIST
+    assert '"test_acc": null' not in json.dumps(record["arms"]) and '"test_acc": ' in json.dumps(record["arms"])
 
 
 def test_vr_depth_diagnostic_reads_cifar10(tmp_path):
