@@ -7,6 +7,7 @@
     reproduce report [--out DIR]                      static HTML results page (results/report/index.html)
     reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
     reproduce bench [--optimizers ...] [--shapes tiny|gpt2-small] [--impl ...] [--steps N]
+    reproduce prepare <dataset|PATH> --out DIR [--max-tokens N] [--tokenizer gpt2|t5]   token shards for LM presets
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress", "report", "bench")
+COMMANDS = ("list", "table", "cite", "regress", "report", "bench", "prepare")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +94,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from common.data.prepare import CORPORA, corpus_documents, get_encoder, prepare_tokens
+
+    if args.source is not None and args.dataset not in CORPORA:
+        raise ConfigError(f"--from gives the local copy of a named dataset ({', '.join(CORPORA)}); "
+                          f"for local files alone use: reproduce prepare {args.source} --out DIR")
+    texts, source = corpus_documents(args.dataset, args.source, args.text_field)
+    default = CORPORA[args.dataset].tokenizer if args.dataset in CORPORA else "gpt2"
+    encoder = get_encoder(args.tokenizer or default)
+    corpus = CORPORA.get(args.dataset)
+    if corpus is not None and corpus.paper_tokenizer != encoder.name:
+        encoder.note += (f"; the papers tokenized {args.dataset} with {corpus.paper_tokenizer} "
+                         f"({corpus.used_by}): --tokenizer {corpus.paper_tokenizer} when it can be loaded")
+        print(f"note: {args.dataset} is tokenized with {encoder.name}, not the papers' {corpus.paper_tokenizer} "
+              "(recorded in the manifest)", file=sys.stderr)
+    manifest = prepare_tokens(texts, encoder, Path(args.out), source=source, max_tokens=args.max_tokens,
+                              shard_tokens=args.shard_tokens, val_fraction=args.val_fraction,
+                              checkpoint_tokens=args.checkpoint_tokens, progress=not args.quiet)
+    out = Path(args.out)
+    if manifest.get("val_note"):
+        print(f"note: {manifest['val_note']}", file=sys.stderr)
+    print(f"wrote {sum(len(v) for v in manifest['shards'].values())} shards to {out}: "
+          f"{manifest['tokens']} tokens ({manifest['dtype']}, {manifest['tokenizer']['name']}) from "
+          f"{manifest['documents']} documents, sha256 {manifest['sha256'][:16]}\n"
+          f"use it: reproduce <paper> <claim> claims.<claim>.data.corpus=tokens:{out}")
+    return 0
+
+
 def _cmd_run(argv: list[str]) -> int:
     from reproduce.registry import get_paper
     from reproduce.run import default_out_dir, default_preset, load_preset, run_claims, select_claims
@@ -164,8 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="results/bench")
     bench.add_argument("--no-alternatives", action="store_true",
                        help="skip torch.optim / pytorch-optimizer / adabelief-pytorch comparisons")
+    prep = sub.add_parser(
+        "prepare", help="tokenize a corpus into memory-mapped token shards (claims.<c>.data.corpus=tokens:DIR)",
+        description="Tokenize a corpus into uint16/uint32 token shards plus manifest.json (source, tokenizer, token "
+                    "counts, SHA-256). Resumable: rerun the same command after a kill. Datasets: openwebtext, "
+                    "fineweb-edu, c4 stream from the Hugging Face hub (pip install datasets; online or cached), or "
+                    "--from a local copy; or give a local .jsonl/.parquet/.txt file or folder. Tokenizers: gpt2 "
+                    "(GPT-2 BPE, offline, the default for every dataset); t5 (T5's 32k SentencePiece, which the C4 "
+                    "runs of SOAP and Stable-SPAM used; needs transformers and the hub or its cache: no PyPI package "
+                    "ships it, so offline C4 is tokenized with gpt2 and the manifest says so).")
+    prep.add_argument("dataset", help="openwebtext | fineweb-edu | c4 | PATH (local .jsonl/.parquet/.txt or folder)")
+    prep.add_argument("--out", required=True, help="output folder (new, or the folder of an interrupted run)")
+    prep.add_argument("--max-tokens", type=int, default=None, help="stop after N tokens (train + val)")
+    prep.add_argument("--tokenizer", choices=["gpt2", "t5"], default=None, help="default gpt2 (see above)")
+    prep.add_argument("--from", dest="source", default=None, help="local files holding a named dataset's documents")
+    prep.add_argument("--text-field", default=None, help="JSON/parquet field with the text (default text)")
+    prep.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard (default 1e8)")
+    prep.add_argument("--val-fraction", type=float, default=0.0005,
+                      help="fraction of documents held out for val (default 0.0005, as nanoGPT)")
+    prep.add_argument("--checkpoint-tokens", type=int, default=10_000_000,
+                      help="tokens between resume checkpoints (default 1e7)")
+    prep.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,12 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         if argv[0] in COMMANDS:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
-                    "regress": _cmd_regress, "report": _cmd_report, "bench": _cmd_bench}[args.command](args)
+                    "regress": _cmd_regress, "report": _cmd_report, "bench": _cmd_bench,
+                    "prepare": _cmd_prepare}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if argv and argv[0] == "prepare":
+            print("error: interrupted; the shards up to the last checkpoint are kept (rerun the same command to "
+                  "resume)", file=sys.stderr)
+            return 130
         print("error: interrupted; finished claims and runs are kept, the unfinished one is not written "
               "(continue with the same command plus --resume --out DIR)", file=sys.stderr)
         return 130

@@ -42,14 +42,17 @@ def default_preset() -> tuple[str, str]:
 
 def trainer_arguments() -> list[str]:
     """What ``trainer.<name>=value`` may set: the Lightning Trainer's arguments (e.g. strategy, devices,
-    precision), except those ``common.lit.fit`` owns (max_steps, logger, callbacks, validation schedule)."""
+    precision), except those ``common.lit.fit`` owns (max_steps, logger, callbacks, validation schedule), plus the
+    scale keys ``fit`` reads itself (global_batch, compile_model)."""
     import inspect
 
     import lightning.pytorch as pl
 
+    from common.lit.fit import SCALE_KEYS
+
     owned = {"max_steps", "logger", "callbacks", "val_check_interval", "check_val_every_n_epoch", "default_root_dir",
              "enable_checkpointing", "num_sanity_val_steps", "self"}
-    return [n for n in inspect.signature(pl.Trainer.__init__).parameters if n not in owned]
+    return [n for n in inspect.signature(pl.Trainer.__init__).parameters if n not in owned] + list(SCALE_KEYS)
 
 
 def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None) -> DictConfig:

@@ -6,6 +6,8 @@ the last step so that zero padding equals the black background of MNIST-style im
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +44,10 @@ def random_crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) 
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """(x - mean) / std, in place on ``x``."""
-    return x.sub_(mean).div_(std)
+def normalize(x: torch.Tensor, mean: float | Sequence[float], std: float | Sequence[float]) -> torch.Tensor:
+    """(x - mean) / std, in place on ``x``; ``mean``/``std`` are one value or one per channel (dim 1)."""
+    if isinstance(mean, (int, float)) and isinstance(std, (int, float)):
+        return x.sub_(mean).div_(std)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    m, sd = (torch.as_tensor(v, dtype=x.dtype).view(shape) for v in (mean, std))
+    return x.sub_(m).div_(sd)

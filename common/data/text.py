@@ -87,7 +87,10 @@ class TextDataModule(pl.LightningDataModule):
     stop it with ``max_steps``. Val: a fixed set of ``val_batches * eval_batch_size`` windows at evenly
     spaced positions of the val split, the same for every seed. The split follows :func:`split_tokens`
     with blocks of ``split_block_tokens`` tokens. Data is built lazily (``setup`` or first attribute use).
+    ``batch_size`` is the global batch of one forward pass: under DDP each rank trains on its share of it.
     """
+
+    batch_is_global = True  # common.lit.fit.accumulation counts batch_size once, not once per process
 
     def __init__(self, corpus: str = "python-stdlib", level: Level = "byte", block_size: int = 64,
                  batch_size: int = 16, val_fraction: float = 0.05, seed: int = 0,

@@ -3,6 +3,13 @@
 Experiments call this instead of building a Trainer, so every arm of every paper gets the same
 TensorBoard layout, validation schedule (step 0, every ``val_every`` steps, and ``max_steps``),
 divergence handling and cost measurements.
+
+Scale, as the papers ran it, comes from the preset's ``trainer`` section (``reproduce ... trainer.key=value``): any
+Lightning Trainer argument (``strategy=ddp``, ``devices=N``, ``num_nodes=M``, ``precision=bf16-mixed`` for bf16
+autocast, ``accumulate_grad_batches=K``) plus two of ours, :data:`SCALE_KEYS`: ``global_batch`` (examples per
+optimizer step over all processes; the gradient accumulation that reaches it is computed from the batch size, the
+devices and the nodes) and ``compile_model`` (``true``: ``torch.compile`` the model with inductor; a string names
+another torch.compile backend).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from common.errors import DivergedError
+from common.errors import ConfigError, DivergedError
 from common.lit.callbacks import (
     CurveRecorder,
     DivergenceMonitor,
@@ -37,6 +44,10 @@ from common.lit.checkpointing import defaults as checkpoint_defaults
 from common.results.record import json_safe
 
 _QUIET_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+SCALE_KEYS = ("global_batch", "compile_model")  # trainer-section keys fit reads itself (not Trainer arguments)
+# Trainer precisions that store the parameters in another dtype. Lightning loads a checkpoint's weights before it
+# converts the module, so a float32 module would round a float64 checkpoint to float32 on resume: convert first.
+_PARAM_DTYPES = {"64-true": "float64", "64": "float64", "bf16-true": "bfloat16", "16-true": "float16"}
 
 
 @dataclass
@@ -102,6 +113,54 @@ def _merge_callbacks(defaults: list[Callback], user: Any) -> list[Callback]:
     return merged
 
 
+def accumulation(global_batch: int, datamodule: pl.LightningDataModule, world_size: int,
+                 accumulate_grad_batches: int | None = None) -> int:
+    """Micro-batches per optimizer step so that one step sees ``global_batch`` examples over ``world_size`` processes.
+
+    One forward pass takes ``batch_size`` examples per process from a map-style datamodule (Lightning's distributed
+    sampler gives each rank its own batches), but ``batch_size`` in all from a datamodule with
+    ``batch_is_global = True`` (the language-model streams, where each rank takes its share of one global batch).
+    """
+    batch = getattr(datamodule, "batch_size", None)
+    if isinstance(global_batch, bool) or not isinstance(global_batch, int) or global_batch < 1:
+        raise ConfigError(f"trainer.global_batch must be a positive integer, got {global_batch!r}")
+    if not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"trainer.global_batch needs a datamodule with an integer batch_size, "
+                          f"{type(datamodule).__name__} has {batch!r}")
+    is_global = bool(getattr(datamodule, "batch_is_global", False))
+    per_pass = batch if is_global else batch * world_size
+    how = (f"batch_size {batch}, split over {world_size} processes" if is_global
+           else f"batch_size {batch} on each of {world_size} processes")
+    if global_batch % per_pass:
+        raise ConfigError(f"trainer.global_batch={global_batch} is not a multiple of the {per_pass} examples one "
+                          f"forward pass takes ({how})")
+    steps = global_batch // per_pass
+    if accumulate_grad_batches is not None and int(accumulate_grad_batches) != steps:
+        raise ConfigError(f"trainer.accumulate_grad_batches={accumulate_grad_batches} contradicts "
+                          f"trainer.global_batch={global_batch} ({how}: {steps} micro-batches); set one of them")
+    return steps
+
+
+def compile_model(module: pl.LightningModule, how: bool | str) -> None:
+    """``torch.compile`` the module's network in place (``nn.Module.compile``: parameter names and checkpoints stay
+    as they are, so a compiled run resumes an eager one's checkpoint and vice versa)."""
+    if isinstance(how, bool):
+        if not how:
+            return
+        backend = "inductor"
+    elif isinstance(how, str) and how:
+        backend = how
+    else:
+        raise ConfigError(f"trainer.compile_model must be true/false or a torch.compile backend name, got {how!r}")
+    import torch
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise ConfigError(f"trainer.compile_model: unknown torch.compile backend {backend!r}; valid: "
+                          f"{', '.join(torch._dynamo.list_backends())}")
+    target = getattr(module, "model", module)
+    target.compile(backend=backend)
+
+
 def _find(callbacks: list[Callback], kind: type) -> Any:
     return next(cb for cb in callbacks if isinstance(cb, kind))
 
@@ -142,6 +201,8 @@ def fit(
         raise ValueError(f"val_every must be a positive integer, got {val_every!r}")
     out_dir = Path(out_dir)
     kwargs = dict(trainer_kwargs or {})
+    global_batch = kwargs.pop("global_batch", None)
+    compile_how = kwargs.pop("compile_model", False)
     ctx_ckpt = checkpoint_defaults()
     keep_ckpt = checkpoint is not None or ctx_ckpt.keep
     checkpoint = ctx_ckpt.enabled if checkpoint is None else bool(checkpoint)
@@ -185,6 +246,18 @@ def fit(
 
     with quiet_lightning():
         trainer = pl.Trainer(**settings)
+        if global_batch is not None:  # the world size is known only now (devices="auto", num_nodes, strategy)
+            accumulate = accumulation(global_batch, datamodule, trainer.world_size,
+                                      kwargs.get("accumulate_grad_batches"))
+            trainer.accumulate_grad_batches = accumulate
+            if "val_check_interval" not in kwargs:
+                trainer.val_check_interval = val_every * accumulate
+        param_dtype = _PARAM_DTYPES.get(str(kwargs.get("precision")))
+        if param_dtype is not None:
+            import torch
+
+            module.to(getattr(torch, param_dtype))
+        compile_model(module, compile_how)
         t0 = time.perf_counter()
         broke: str | None = None
         try:

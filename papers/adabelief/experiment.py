@@ -11,7 +11,8 @@ import math
 import statistics
 from typing import Any
 
-from common.data.fashion_mnist import FashionMNISTDataModule
+from common.data.images import ImageDataModule
+from common.data.vision import image_datamodule
 from common.errors import ConfigError
 from common.lit.classification import ClassificationModule
 from common.lit.fit import fit
@@ -27,7 +28,7 @@ from common.results.sweep import arm_summary, protocol_sweep
 from papers.adabelief.optimizers import optimizer_factory
 
 
-def _model(cfg: Any, dm: FashionMNISTDataModule) -> Any:
+def _model(cfg: Any, dm: ImageDataModule) -> Any:
     kind = str(cfg.model.kind)
     if kind == "cnn":
         return small_cnn(dm.num_classes, dm.in_channels, dm.image_size, channels=tuple(cfg.model.channels),
@@ -50,9 +51,6 @@ def train_loss_at(curve: list, fraction: float, total_steps: int, window: float 
 
 
 def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
-    if cfg.data.dataset != "fashion_mnist":
-        raise ConfigError(f"dataset {cfg.data.dataset!r} has no loader in this version (fashion_mnist only); "
-                          "the preset documents the paper's recipe")
     dm_args = dict(batch_size=int(cfg.batch_size), root=cfg.data.get("root"), pad_to=int(cfg.data.pad_to),
                    augment=bool(cfg.data.augment), val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
                    balanced=bool(cfg.data.get("balanced", False)), test_size=cfg.data.get("test_size"))
@@ -60,7 +58,7 @@ def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
 
     def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
         seed_all(seed)
-        dm = FashionMNISTDataModule(seed=seed, **dm_args)
+        dm = image_datamodule(str(cfg.data.dataset), seed=seed, **dm_args)
         dm.setup("fit")
         steps = int(cfg.epochs) * math.ceil(dm.num_train / int(cfg.batch_size))
         module = ClassificationModule(_model(cfg, dm), optimizer_factory(arm, lr, cfg.arms[arm]),

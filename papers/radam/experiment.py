@@ -81,8 +81,7 @@ def _radam(lr: float, spec: Any, where: str) -> Any:
 def run_accuracy(cfg: Any, ctx: RunContext) -> Measurement:
     """SGD, Adam and RAdam on a CIFAR-style ResNet: lr by validation accuracy on the tuning seeds, test accuracy of
     the choice on the eval seeds."""
-    from common.data.fashion_mnist import FashionMNISTDataModule
-    from common.errors import ConfigError
+    from common.data.vision import image_datamodule
     from common.lit.classification import ClassificationModule
     from common.lit.fit import fit
     from common.lit.seed import seed_all
@@ -91,16 +90,13 @@ def run_accuracy(cfg: Any, ctx: RunContext) -> Measurement:
     from common.results.plots import plot_lr_sweep
     from papers.radam.optimizers import optimizer_factory
 
-    if cfg.data.dataset != "fashion_mnist":
-        raise ConfigError(f"dataset {cfg.data.dataset!r} has no loader in this version (fashion_mnist only); "
-                          "the preset documents the paper's recipe")
     dm_args = dict(batch_size=int(cfg.batch_size), root=cfg.data.get("root"), pad_to=int(cfg.data.pad_to),
                    augment=bool(cfg.data.augment), val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
                    test_size=cfg.data.get("test_size"))
 
     def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
         seed_all(seed)
-        dm = FashionMNISTDataModule(seed=seed, **dm_args)
+        dm = image_datamodule(str(cfg.data.dataset), seed=seed, **dm_args)
         dm.setup("fit")
         steps = int(cfg.epochs) * math.ceil(dm.num_train / int(cfg.batch_size))
         model = resnet(int(cfg.model.depth), num_classes=dm.num_classes, in_channels=dm.in_channels)

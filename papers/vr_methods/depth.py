@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from common.data.fashion_mnist import FashionMNISTDataModule
 from common.data.seeding import generator_for
+from common.data.vision import image_datamodule
 from common.errors import ConfigError
 from common.lit.seed import seed_all
 from common.models.mlp import mlp
@@ -97,9 +97,9 @@ def run_depth(cfg: Any, ctx: RunContext) -> Measurement:
     if cfg.get("model_family"):
         raise ConfigError(f"model_family {list(cfg.model_family)} (dvr's CIFAR networks) is documented, not built in "
                           "this version: the ratio diagnostic runs ReLU MLPs (depths)")
-    dm = FashionMNISTDataModule(batch_size=int(cfg.batch_size), root=cfg.data.get("root"),
-                                val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
-                                balanced=bool(cfg.data.get("balanced", False)))
+    dm = image_datamodule(str(cfg.data.get("dataset", "fashion_mnist")), batch_size=int(cfg.batch_size),
+                          root=cfg.data.get("root"), val_size=int(cfg.data.val_size), subset=cfg.data.get("subset"),
+                          balanced=bool(cfg.data.get("balanced", False)))
     dm.setup("fit")
     train = dm._dataset("train")
     x, y = train.__getitems__(list(range(len(train))))

@@ -62,9 +62,10 @@ def test_cite_unknown_paper(capsys):
     assert "unknown paper" in line
 
 
-def test_paper_preset_without_a_loader_is_a_clear_error(capsys, tmp_path):
-    line = _err(capsys, ["radam", "--preset", "paper", "--out", str(tmp_path)])
-    assert "cifar10" in line
+def test_paper_preset_without_cifar_says_how_to_get_it(capsys, tmp_path):
+    line = _err(capsys, ["radam", "--preset", "paper", f"claims.c3.data.root={tmp_path / 'none'}",
+                         "--out", str(tmp_path / "out")])
+    assert "CIFAR-10 not found in root" in line and "cifar-10-python.tar.gz" in line and "OPTREPRO_CIFAR10" in line
 
 
 @pytest.mark.parametrize("argv", [["list"], ["cite", "radam"], ["--help"]])

@@ -1,4 +1,4 @@
-"""Hugging Face corpora: load_hf_text on local JSON-lines / parquet files offline, and tokenize_to_bin.
+"""Hugging Face corpora: load_hf_text on local JSON-lines / parquet files offline, and its documents as token shards.
 
 The loading tests need the ``datasets`` package (a dev dependency) and fail, not skip, without it; the message a
 user gets without it is tested separately by hiding the package.
@@ -10,13 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from common.data.hf import _texts, load_hf_text, tokenize_to_bin
-from common.data.tokenizers import ByteTokenizer, CharTokenizer
-from common.data.tokens import TokenFileDataModule, load_token_file
+from common.data.hf import _texts, load_hf_text
+from common.data.prepare import Encoder, prepare_tokens
+from common.data.tokenizers import ByteTokenizer
+from common.data.tokens import TokenFileDataModule
 from common.errors import DataError
 
 DOCS = [f"document {i}: {'lorem ipsum ' * (i % 4)}naïve ✓ end" for i in range(40)]
@@ -93,64 +93,19 @@ def test_load_errors_are_data_errors(offline_hf, tmp_path, jsonl):
         load_hf_text("optrepro-test/no-such-dataset", cache_dir=offline_hf)  # must not touch the network
 
 
-# --- tokenize_to_bin -------------------------------------------------------------------------------------
-
-
-def test_tokenize_to_bin_writes_nanogpt_files(tmp_path):
-    tok = ByteTokenizer()
-    written = tokenize_to_bin(iter(DOCS), tok, tmp_path / "out", val_fraction=0.1, eot=0)
-    val_docs = [d for i, d in enumerate(DOCS) if i % 10 == 9]  # every 10th document: 9, 19, 29, 39
-    train_docs = [d for i, d in enumerate(DOCS) if i % 10 != 9]
-
-    def expected(docs: list[str]) -> list[int]:
-        return [t for d in docs for t in [*d.encode("utf-8"), 0]]
-
-    train = load_token_file(tmp_path / "out" / "train.bin")
-    val = load_token_file(tmp_path / "out" / "val.bin")
-    assert train.dtype == np.uint16 and train.tolist() == expected(train_docs)
-    assert val.tolist() == expected(val_docs)
-    assert written.train == tmp_path / "out" / "train.bin" and written.val == tmp_path / "out" / "val.bin"
-    assert (written.train_tokens, written.val_tokens, written.documents) == (len(train), len(val), 40)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.bin", "val.bin"]  # no temp files left
-
-
-def test_tokenize_to_bin_accepts_callables_and_lists(tmp_path):
-    tok = CharTokenizer.from_text("".join(DOCS))
-    tokenize_to_bin(DOCS, lambda s: tok.encode(s).tolist(), tmp_path, val_fraction=0.0)
-    assert tok.decode(load_token_file(tmp_path / "train.bin").astype(np.int64)) == "".join(DOCS)
-
-
-def test_tokenize_to_bin_rejects_ids_uint16_cannot_hold(tmp_path):
-    (tmp_path / "train.bin").write_bytes(bytes(4))  # an earlier, good file must survive the failed write
-
-    def big_ids(text: str) -> list[int]:
-        return [1, 2, 70_000] if "17" in text else [1, 2]
-
-    with pytest.raises(DataError, match="document 17 has token id 70000"):
-        tokenize_to_bin(DOCS, big_ids, tmp_path, val_fraction=0.1)
-    with pytest.raises(DataError, match="token id -1"):
-        tokenize_to_bin(DOCS, lambda s: [-1], tmp_path, val_fraction=0.1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.bin"]
-    assert (tmp_path / "train.bin").read_bytes() == bytes(4)
-    tokenize_to_bin(["x"], lambda s: [65_535], tmp_path, val_fraction=0.0)  # the largest uint16 id is fine
-    assert load_token_file(tmp_path / "train.bin").tolist() == [65_535]
-
-
-def test_tokenize_to_bin_needs_a_val_document(tmp_path):
-    with pytest.raises(DataError, match="no val tokens from 5 documents"):
-        tokenize_to_bin(DOCS[:5], ByteTokenizer(), tmp_path, val_fraction=0.1)
-    assert list(tmp_path.iterdir()) == []
-    (tmp_path / "val.bin").write_bytes(bytes(2))
-    written = tokenize_to_bin(DOCS[:5], ByteTokenizer(), tmp_path, val_fraction=0.0)
-    assert written.val is None and not (tmp_path / "val.bin").exists()  # a stale val.bin is not kept
+# --- a local corpus to token shards and batches -----------------------------------------------------------
 
 
 def test_local_corpus_to_token_datamodule(offline_hf, jsonl, tmp_path):
-    tokenize_to_bin(load_hf_text(jsonl, cache_dir=offline_hf), ByteTokenizer(), tmp_path / "bin", val_fraction=0.1)
-    dm = TokenFileDataModule(tmp_path / "bin", block_size=8, batch_size=4, val_batches=2, eval_batch_size=2,
-                             vocab_size=256)
+    """load_hf_text's documents through reproduce prepare's writer (tests/unit/test_data_prepare.py covers it) into
+    the memory-mapped datamodule: val windows come only from the held-out documents."""
+    encoder = Encoder("bytes", 256, lambda texts: [ByteTokenizer().encode(t).tolist() for t in texts], eot=0)
+    prepare_tokens(load_hf_text(jsonl, cache_dir=offline_hf), encoder, tmp_path / "bin", source={"dataset": "t"},
+                   val_fraction=0.1, progress=False)
+    dm = TokenFileDataModule(tmp_path / "bin", block_size=8, batch_size=4, val_batches=2, eval_batch_size=2)
+    assert dm.vocab_size == 256
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (4, 8) and torch.equal(y[:, :-1], x[:, 1:])
-    val_text = "".join(DOCS[9::10]).encode("utf-8")
+    val_text = b"\0".join(d.encode("utf-8") for d in DOCS[9::10])
     for vx, _ in dm.val_dataloader():
         assert all(bytes(row) in val_text for row in vx.tolist())

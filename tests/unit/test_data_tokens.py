@@ -184,7 +184,7 @@ def test_sizes_per_step_and_laziness(tmp_path):
 
 def test_datamodule_errors(token_dir, tmp_path):
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(DataError, match="no train.bin"):
+    with pytest.raises(DataError, match="no manifest.json or train.bin"):
         make_dm(tmp_path / "empty_dir").setup()
     with pytest.raises(DataError, match="block_size=6000"):
         make_dm(token_dir, block_size=6000).setup()  # val.bin has 5000 tokens

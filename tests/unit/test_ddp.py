@@ -79,3 +79,29 @@ def test_a_lightning_fit_with_strategy_ddp_matches_the_single_process_fit(tmp_pa
     assert [s for s, *_ in ranks[0]["val_curve"]] == [0, 4, 8]
     for a, b in zip(ranks[0]["val_curve"], single["val_curve"], strict=True):
         assert a[1] == pytest.approx(b[1], rel=1e-9)
+
+
+def test_ddp_with_a_global_batch_and_a_resumed_checkpoint_matches_one_process(tmp_path):
+    """``trainer.global_batch=16`` over batch_size 8: 2 micro-batches per step in one process and in two (each rank
+    takes 4 of each micro-batch); and a DDP fit killed after step 6 and resumed from its step-4 checkpoint by both
+    ranks (a fresh command, as after a crash) ends where 8 straight single-process steps end."""
+    script = Path(__file__).resolve().parent.parent / "ddp_fit_script.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent.parent)}
+    killed = subprocess.run([sys.executable, str(script), "ddp_scale", str(tmp_path)], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert killed.returncode != 0 and "killed after step 6" in killed.stderr, killed.stderr[-3000:]
+    assert (tmp_path / "ddp" / "checkpoints" / "resume" / "last.ckpt").is_file()
+    done = subprocess.run([sys.executable, str(script), "ddp_resume", str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from tests.ddp_fit_script import main
+
+    main("single_scale", tmp_path)
+    for run, steps, vals in (("accum", 4, [0, 2, 4]), ("resume", 8, [0, 4, 8])):
+        ranks = [torch.load(tmp_path / f"ddp_scale_{run}_rank{r}.pt") for r in (0, 1)]
+        single = torch.load(tmp_path / f"single_scale_{run}_rank0.pt")
+        assert ranks[0]["steps"] == single["steps"] == steps and not ranks[0]["diverged"]
+        assert [s for s, *_ in ranks[0]["val_curve"]] == vals
+        for p0, p1, ref in zip(ranks[0]["params"], ranks[1]["params"], single["params"], strict=True):
+            assert torch.equal(p0, p1), run
+            torch.testing.assert_close(p0, ref, rtol=1e-9, atol=1e-10)

@@ -90,7 +90,11 @@ def test_a_killed_fit_resumes_exactly_across_epochs(tmp_path, name):
     _same(ref_module, module)
 
 
-def test_the_language_model_stream_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "64-true"])
+def test_the_language_model_stream_resumes_exactly(tmp_path, precision):
+    """64-true: Lightning loads the weights before it converts the module, so fit converts first (a float32 module
+    would round the float64 checkpoint to float32)."""
+
     def run(out, kill=None, resume=False):
         seed_all(0)
         dm = TextDataModule(corpus="python-stdlib", level="byte", block_size=16, batch_size=4, max_bytes=300_000,
@@ -98,7 +102,7 @@ def test_the_language_model_stream_resumes_exactly(tmp_path):
         dm.setup("fit")
         model = GPT(GPTConfig(vocab_size=dm.vocab_size, block_size=16, n_layer=1, n_head=2, d_model=16, dropout=0.1))
         module = LanguageModelModule(model, functools.partial(ZOO["SophiaG"].make), warmup_cosine(12, 3, 0.1))
-        extra = {"callbacks": [KillAt(kill)]} if kill else {}
+        extra = {"callbacks": [KillAt(kill)], "precision": precision} if kill else {"precision": precision}
         return module, fit(module, dm, max_steps=12, out_dir=out, run_name="lm", val_every=3, checkpoint=True,
                            resume=resume, trainer_kwargs=extra)
 
@@ -108,6 +112,7 @@ def test_the_language_model_stream_resumes_exactly(tmp_path):
     module, resumed = run(tmp_path / "b", resume=True)
     _compare(straight, resumed)
     _same(ref, module)
+    assert next(module.parameters()).dtype == (torch.float64 if precision == "64-true" else torch.float32)
 
 
 def test_the_runner_context_checkpoints_resumes_and_cleans_up(tmp_path):

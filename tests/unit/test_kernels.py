@@ -128,21 +128,25 @@ CASES: dict[str, Callable[[float], Case]] = {
 }
 
 
-def _run(case: Case, impl: str, dtype: torch.dtype, shapes: list[tuple[int, ...]], steps: int, seed: int = 0):
+def _run(case: Case, impl: str, dtype: torch.dtype, shapes: list[tuple[int, ...]], steps: int, seed: int = 0,
+         device: str = "cpu"):
+    """Params, state and grads drawn on the CPU (the same numbers on every device), then moved to ``device``;
+    returns CPU copies of the final (params, state lists + [last grads])."""
     gen = torch.Generator().manual_seed(seed)
-    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).to(device) for s in shapes]
     sdt = state_dtype(dtype)
-    state = [[torch.zeros(s, dtype=sdt) for s in shapes] for _ in range(case.n_state)]
-    state += [[torch.zeros((), dtype=sdt) for _ in shapes] for _ in range(case.n_scalar_state)]
+    state = [[torch.zeros(s, dtype=sdt, device=device) for s in shapes] for _ in range(case.n_state)]
+    state += [[torch.zeros((), dtype=sdt, device=device) for _ in shapes] for _ in range(case.n_scalar_state)]
     if case.positive_last_state:
         for h in state[-1]:
             h.copy_(torch.rand(h.shape, generator=gen, dtype=torch.float64) * 0.1)
     for t in range(1, steps + 1):
         # every other step 4x larger, so that spike clipping and AdaClip have entries to clip
-        grads = [(torch.randn(s, generator=gen, dtype=torch.float64) * (4.0 if t % 2 else 1.0)).to(dtype)
+        grads = [(torch.randn(s, generator=gen, dtype=torch.float64) * (4.0 if t % 2 else 1.0)).to(dtype).to(device)
                  for s in shapes]
         case.call(impl, params, grads, state, [t] * len(params))
-    return params, (state + [grads] if steps else state)  # the grads too: mutate_grad writes the clipped ones
+    out = state + [grads] if steps else state  # the grads too: mutate_grad writes the clipped ones
+    return [p.cpu() for p in params], [[s.cpu() for s in group] for group in out]
 
 
 def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:
@@ -165,16 +169,30 @@ def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:
 COMPILED_ALL_DTYPES = ("adamw", "adabelief-coupled-amsgrad", "mars-adamw")
 
 
-MATCH_CASES = [(name, wd, dtype, impl) for impl in FAST for dtype in DTYPES for wd in (0.0, 0.1) for name in CASES
+CUDA_SKIP = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (runs on the device machine)")
+
+
+def _match_param(name: str, wd: float, dtype: torch.dtype, impl: str, device: str) -> object:
+    marks = [pytest.mark.gpu, CUDA_SKIP] if device == "cuda" else []
+    return pytest.param(name, wd, dtype, impl, device, marks=marks,
+                        id=f"{device}-{name}-{wd}-{str(dtype).removeprefix('torch.')}-{impl}")
+
+
+# CPU: every fast impl against the CPU reference. CUDA: the Triton kernels (what "auto" picks there) against the same
+# CPU reference, with the same case-building code, so the state lists (full-size and scalar) and the grads line up.
+MATCH_CASES = [_match_param(name, wd, dtype, impl, "cpu") for impl in FAST for dtype in DTYPES for wd in (0.0, 0.1)
+               for name in CASES
                if not (impl == "compiled" and dtype != torch.float32 and name not in COMPILED_ALL_DTYPES)]
+MATCH_CASES += [_match_param(name, wd, dtype, "triton", "cuda") for dtype in DTYPES for wd in (0.0, 0.1)
+                for name in CASES]
 
 
-@pytest.mark.parametrize(("name", "weight_decay", "dtype", "impl"), MATCH_CASES,
-                         ids=[f"{n}-{wd}-{str(d).removeprefix('torch.')}-{i}" for n, wd, d, i in MATCH_CASES])
-def test_every_impl_matches_the_reference(name: str, weight_decay: float, dtype: torch.dtype, impl: str) -> None:
+@pytest.mark.parametrize(("name", "weight_decay", "dtype", "impl", "device"), MATCH_CASES)
+def test_every_impl_matches_the_reference(name: str, weight_decay: float, dtype: torch.dtype, impl: str,
+                                          device: str) -> None:
     case = CASES[name](weight_decay)
     want = _run(case, "reference", dtype, SHAPES, steps=7)
-    got = _run(case, impl, dtype, SHAPES, steps=7)
+    got = _run(case, impl, dtype, SHAPES, steps=7, device=device)
     _assert_matches(impl, dtype, got, want)
     assert not torch.equal(want[0][-1], _run(case, "reference", dtype, SHAPES, steps=0)[0][-1])  # it did move
 
@@ -304,27 +322,6 @@ def test_checkpoint_written_with_one_impl_resumes_with_another() -> None:
 
 def test_every_impl_is_listed() -> None:
     assert IMPLS == ("reference", "foreach", "compiled", "triton")
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (runs on the device machine)")
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", list(CASES))
-def test_cuda_triton_matches_the_cpu_reference(name: str, dtype: torch.dtype) -> None:
-    case = CASES[name](0.1)
-    want = _run(case, "reference", dtype, SHAPES, steps=7)
-    gen = torch.Generator().manual_seed(0)
-    sdt = state_dtype(dtype)
-    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).cuda() for s in SHAPES]
-    state = [[torch.zeros(s, dtype=sdt, device="cuda") for s in SHAPES] for _ in range(case.n_state)]
-    if case.positive_last_state:
-        for h in state[-1]:
-            h.copy_(torch.rand(h.shape, generator=gen, dtype=torch.float64) * 0.1)
-    for t in range(1, 8):
-        grads = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).cuda() for s in SHAPES]
-        case.call("auto", params, grads, state, [t] * len(params))
-    got = ([p.cpu() for p in params], [[s.cpu() for s in group] for group in state])
-    _assert_matches("triton", dtype, got, want)
 
 
 def test_compiled_argument_lists_are_reused_and_dropped_with_the_model() -> None:
