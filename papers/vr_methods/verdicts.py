@@ -298,13 +298,16 @@ def judge_cluster(s: Mapping[str, Any]) -> Verdict:
     else:
         status = NOT_REPRODUCED
     reasons = [f"clean: {r}" for r in c_reasons] + [f"noisy: {r}" for r in n_reasons]
-    cap = None
-    for method, base in (A5_CLEAN, A5_NOISY):
-        won = status in (REPRODUCED, PARTIAL)
-        status, cap = cap_verdict(status, method=arm_tuning(s, method), baselines=[arm_tuning(s, base)],
-                                  winner_diverged=won and bool(s["arms"][method].get("diverged")))
-        if cap:
-            break
+    won = status in (REPRODUCED, PARTIAL)
+    capped = [cap_verdict(status, method=arm_tuning(s, method), baselines=[arm_tuning(s, base)],
+                          winner_diverged=won and bool(s["arms"][method].get("diverged")))
+              for method, base in (A5_CLEAN, A5_NOISY)]
+    caps = [(st, c) for st, c in capped if c]  # every pair's reason is reported, the strongest cap applies
+    cap = "; ".join(c for _, c in caps) if caps else None
+    if any(st == INCONCLUSIVE for st, _ in caps):
+        status = INCONCLUSIVE
+    elif caps:
+        status = caps[0][0]
     few = seed_cap(s)
     if few and cap is None:
         status, cap = INCONCLUSIVE, few

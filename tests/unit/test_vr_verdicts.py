@@ -165,6 +165,15 @@ def test_a5(k10_fT: float, k10_T: float, acc10: float, status: str) -> None:
     assert PAPER.claim("a5").test(s)["clean"]["kind"] == "steps-at-fT"
 
 
+def test_a5_reports_the_caps_of_both_parts() -> None:
+    s = _a5(0.6, 0.55, 0.4, 70.0, 81.0)  # both parts contradicted: a loss of K=10 on clean and noisy labels
+    assert v.judge_cluster(s).status == "contradicted"
+    s["arms"]["k10_clean"]["bracketed"] = s["arms"]["k10_noisy"]["bracketed"] = False
+    verdict = v.judge_cluster(s)
+    assert verdict.status == "inconclusive"
+    assert verdict.cap == "method not bracketed (k10_clean); method not bracketed (k10_noisy)"
+
+
 def test_a5_is_labelled_as_judged_on_our_reconstruction() -> None:
     claim = PAPER.claim("a5")
     assert "our reconstruction" in claim.title and "our reconstruction" in claim.metric
