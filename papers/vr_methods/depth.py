@@ -4,8 +4,9 @@ total variance of the SVRG estimate g_B(theta) - g_B(theta~) + mu~ against that 
 with theta~ the snapshot taken at the start of the epoch and mu~ its full gradient.
 
 A diagnostic, not a training comparison: no LR tuning (the paper's fixed SGD settings; the claim is about the
-variance, not the best loss). Plain loops over in-memory tensors; the snapshot gradients use
-``torch.func.functional_call`` on the snapshot weights, so the training model is never touched by a probe.
+variance, not the best loss), so the record's protocol object is "no tuning". Plain loops over in-memory tensors;
+the snapshot gradients use ``torch.func.functional_call`` on the snapshot weights, so the training model is never
+touched by a probe.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from common.optim.full_gradient import full_gradient
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves
+from common.results.protocol import no_tuning
 from papers.vr_methods.variance import variance_metrics
 
 
@@ -116,7 +118,9 @@ def run_depth(cfg: Any, ctx: RunContext) -> Measurement:
             runs.append({"arm": f"depth{depth}", "depth": depth, "seed": seed, "probes": probes,
                          "wall_s": time.perf_counter() - t, "diverged": False})
     summary = summarize(runs, depths, int(cfg.epochs) - 1)
-    return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(runs, depths, ctx))
+    return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(runs, depths, ctx),
+                       protocol=no_tuning("a diagnostic at the paper's fixed SGD settings (lr 0.05): the variance "
+                                          "ratio of two estimators along one SGD trajectory, no arms to tune"))
 
 
 def summarize(runs: list[dict[str, Any]], depths: list[int], epoch: int) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 (cluster multi-momentum vs single momentum, clean and noisy labels): Fashion-MNIST MLPs trained through one
 manual-optimization LightningModule (``papers.vr_methods.lit.VRClassifier``) with ``common.lit.fit``.
 
-Every arm of a claim is tuned over the same lr grid on the first seed, then its best lr runs on the other seeds
-(``common.results.sweep.tune_then_seed``); all comparisons are best vs best. Full-pass quantities (the training
+Every arm of a claim goes through the tuning-and-evidence protocol (``common.results.sweep.protocol_sweep``): its
+lr is tuned on the tuning seeds over the same x2 grid as every other arm (mean of the end-of-run metric, a
+diverged point scores +inf, at most ``max_extensions`` grid steps past an unbracketed edge), then the chosen lr
+runs on the eval seeds, the same paired seeds for every arm. A4 also compares the two estimators at equal lrs on
+a shared grid (the claim is about the estimator, not the tuned optimizer). Full-pass quantities (the training
 loss, the full gradient for the estimator error) are computed on the in-memory training subset.
 """
 
@@ -27,8 +30,8 @@ from common.optim.schedules import warmup_cosine
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves, plot_lr_sweep
-from common.results.stats import first_hit, mean_curve, mean_sd, se_of_difference
-from common.results.sweep import tune_then_seed
+from common.results.protocol import ratio_estimate, steps_to_target, tune_arm
+from common.results.sweep import SweepResult, arm_summary, full_grid, protocol_sweep
 from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.data import VRFashionMNIST
 from papers.vr_methods.lit import EstimatorErrorProbe, TrainLossProbe, VarianceProbe, VRClassifier, chunks
@@ -85,9 +88,10 @@ def optimizer_for(arm: str, lr: float, spec: Mapping[str, Any], *, epochs: int,
 
 
 def train_arm(cfg: Any, ctx: RunContext, claim: str, arm: str, spec: Mapping[str, Any], lr: float, seed: int,
-              label: str, *, error_key: str | None = None) -> dict[str, Any]:
-    """One Lightning run; returns final metrics, the full-pass train-loss curve and, with ``error_key``, the
-    estimator-error curve."""
+              label: str, *, error_key: str | None = None, variance_wanted: bool = False) -> dict[str, Any]:
+    """One Lightning run; returns final metrics, the full-pass train-loss curve (also at the steps that
+    ``cfg.loss_at_fractions`` of the run name) and, with ``error_key``, the estimator-error curve; with
+    ``variance_wanted``, alpha-SVRG's gradient-variance metrics."""
     seed_all(seed)
     data = cfg.data
     dm = VRFashionMNIST(batch_size=int(cfg.batch_size), root=data.get("root"), val_size=int(data.val_size),
@@ -97,17 +101,20 @@ def train_arm(cfg: Any, ctx: RunContext, claim: str, arm: str, spec: Mapping[str
     dm.setup("fit")
     steps_per_epoch = len(dm.train_dataloader())
     epochs = int(cfg.epochs)
-    steps = epochs * steps_per_epoch
     x, y_obs = dm.tensors("train")
+    if cfg.get("equal_steps"):  # one step budget for every arm: one-cluster batches add a partial batch per cluster
+        steps_per_epoch = math.ceil(len(y_obs) / int(cfg.batch_size))
+    steps = epochs * steps_per_epoch
     y_clean = dm.clean_train_labels()
     full = chunks(x, y_obs, int(cfg.get("full_batch_size", 2000)))
     clean = chunks(x, y_clean, int(cfg.get("full_batch_size", 2000)))
     every = max(1, int(cfg.get("loss_every", steps // 10)))
-    probes: list[Any] = [TrainLossProbe(clean, every)]
+    at = [round(float(f) * steps) for f in cfg.get("loss_at_fractions") or []]
+    probes: list[Any] = [TrainLossProbe(clean, every, at)]
     if error_key is not None:
         probes.append(EstimatorErrorProbe(full, int(cfg.error_every), error_key))
     variance = None
-    if int(cfg.get("variance_probes", 0)) and seed == ctx.seeds[0]:  # alpha-SVRG's metrics 1-3, first seed
+    if int(cfg.get("variance_probes", 0)) and variance_wanted:  # alpha-SVRG's metrics 1-3
         # probes just after each snapshot (step k * steps_per_epoch) and mid-epoch, before the update
         variance = VarianceProbe(x, y_obs, max(1, steps_per_epoch // 2), int(cfg.variance_probes),
                                  int(cfg.batch_size), seed)
@@ -138,135 +145,208 @@ def train_arm(cfg: Any, ctx: RunContext, claim: str, arm: str, spec: Mapping[str
     return out
 
 
-def _loss_score(r: dict[str, Any]) -> float | None:
+def _final_loss(r: Mapping[str, Any]) -> float | None:
     return None if r["diverged"] else r["final_train_loss"]
 
 
-def _best(runs: list[dict[str, Any]], arm: str, lr: float | None, key: str) -> dict[str, Any]:
-    vals = [r[key] for r in runs if r["arm"] == arm and r["lr"] == lr and not r["diverged"] and r[key] is not None]
-    mean, sd = mean_sd(vals) if vals else (None, None)
-    return {"lr": lr, "mean": mean, "sd": sd, "n": len(vals), "values": vals}
+class Runs:
+    """(arm, lr, seed) -> one training run, run once per claim: the protocol sweep, the equal-lr grid (A4) and the
+    step claim's candidates (A5) ask for the same runs, and ``RunContext.cached`` only reuses them under --resume."""
+
+    def __init__(self, cfg: Any, ctx: RunContext, claim: str, error_key: Mapping[str, str] | None = None) -> None:
+        self.cfg, self.ctx, self.claim, self.error_key = cfg, ctx, claim, dict(error_key or {})
+        self.done: dict[tuple[str, float, int], dict[str, Any]] = {}
+
+    def __call__(self, arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
+        key = (arm, float(f"{lr:.6g}"), seed)
+        if key not in self.done:
+            self.done[key] = train_arm(self.cfg, self.ctx, self.claim, arm, self.cfg.arms[arm], lr, seed, label,
+                                       error_key=self.error_key.get(arm), variance_wanted=seed == self.ctx.seeds[0])
+        return self.done[key]
 
 
-def _grid(runs: list[dict[str, Any]], arm: str, seed: int, key: str) -> dict[str, Any]:
-    return {f"{r['lr']:g}": r[key] for r in runs if r["arm"] == arm and r["seed"] == seed}
+def _grids(cfg: Any) -> dict[str, list[float]]:
+    return {a: [float(x) for x in cfg.arms[a].get("lrs", cfg.lrs)] for a in cfg.arms}
 
 
-def _sweep(cfg: Any, ctx: RunContext, claim: str, score: Any, error_key: Mapping[str, str] | None = None
-           ) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
-    arms = list(cfg.arms)
-    lrs = [float(v) for v in cfg.lrs]
-
-    def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
-        return train_arm(cfg, ctx, claim, arm, cfg.arms[arm], lr, seed, label,
-                         error_key=(error_key or {}).get(arm))
-
-    return tune_then_seed(ctx, arms, lrs, run, score=score)
+def _sweep(cfg: Any, ctx: RunContext, runs: Runs, metric: Any, metric_name: str) -> SweepResult:
+    """Every arm's lr tuned on the tuning seeds (same grid, same extension rule), its choice run on the eval seeds."""
+    return protocol_sweep(ctx, list(cfg.arms), _grids(cfg), runs, metric, metric_name=metric_name,
+                          max_extensions=int(cfg.get("max_extensions", 2)))
 
 
-def _curves_plot(runs: list[dict[str, Any]], best: Mapping[str, float | None], key: str, path: Any, title: str,
-                 ylabel: str, logy: bool = True) -> str:
-    arms = {f"{a} lr={lr:g}": [r[key] for r in runs if r["arm"] == a and r["lr"] == lr and r.get(key)]
-            for a, lr in best.items() if lr is not None}
-    return str(plot_curves(arms, path, title=title, xlabel="step", ylabel=ylabel, logy=logy))
+def _base_summary(ctx: RunContext, sweep: SweepResult, arms: list[str]) -> dict[str, Any]:
+    return {"tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds),
+            "arms": {a: arm_summary(sweep, a) for a in arms}}
 
 
-def _sweep_plot(runs: list[dict[str, Any]], arms: list[str], seed: int, key: str, path: Any, title: str,
-                ylabel: str) -> str:
-    return str(plot_lr_sweep({a: {r["lr"]: [r[key]] for r in runs if r["arm"] == a and r["seed"] == seed}
-                              for a in arms}, path, title=title, ylabel=ylabel))
+def _eval_curves_plot(sweep: SweepResult, arms: list[str], key: str, path: Any, title: str, ylabel: str,
+                      logy: bool = True) -> str:
+    curves = {f"{a} lr={sweep.chosen(a):g}": [r[key] for r in sweep.eval_runs(a) if r.get(key)]
+              for a in arms if sweep.chosen(a) is not None}
+    return str(plot_curves(curves, path, title=title, xlabel="step", ylabel=ylabel, logy=logy))
+
+
+def _tuning_plot(sweep: SweepResult, arms: list[str], path: Any, title: str, ylabel: str,
+                 sign: float = 1.0) -> str:
+    """Each arm's selection statistic (mean over tuning seeds) against lr, extensions included."""
+    data = {}
+    for a in arms:
+        t = sweep.tuning(a)
+        data[a] = {v: [sign * t.score(v) if math.isfinite(t.score(v)) else None] for v in t.grid}
+    return str(plot_lr_sweep(data, path, title=title, ylabel=ylabel))
 
 
 # ---- A3 ----------------------------------------------------------------------------------------------------------
 def run_alpha_svrg(cfg: Any, ctx: RunContext) -> Measurement:
-    runs, best = _sweep(cfg, ctx, "a3", _loss_score)
+    runs = Runs(cfg, ctx, "a3")
+    sweep = _sweep(cfg, ctx, runs, _final_loss, "full-pass train loss")
     arms = list(cfg.arms)
-    s: dict[str, Any] = {"best": {a: _best(runs, a, best[a], "final_train_loss") for a in arms},
-                         "grid": {a: _grid(runs, a, ctx.seeds[0], "final_train_loss") for a in arms}}
-    base, svrg, alpha = (s["best"].get(k) for k in ("baseline", "svrg", "alpha_svrg"))
-    if base and alpha and base["values"] and alpha["values"]:
-        s["alpha_minus_base"] = alpha["mean"] - base["mean"]
-        s["se_alpha_base"] = se_of_difference(alpha["values"], base["values"])
-    if base and svrg and base["values"] and svrg["values"]:
-        s["svrg_minus_base"] = svrg["mean"] - base["mean"]
-        s["se_svrg_base"] = se_of_difference(svrg["values"], base["values"])
-    first = {a: next((r for r in runs if r["arm"] == a and r["lr"] == best[a] and r["seed"] == ctx.seeds[0]
-                      and r.get("variance")), None) for a in arms}
+    s = _base_summary(ctx, sweep, arms)
+    first = {a: next((r for r in sweep.eval_runs(a) if r["seed"] == ctx.seeds[0] and r.get("variance")), None)
+             for a in arms}
     s["variance_seed0"] = {a: r["variance"] for a, r in first.items() if r}
-    plots = {"train_loss": _curves_plot(runs, best, "loss_curve", ctx.path("a3_train_loss.png"),
-                                        "A3: full-pass train loss at each arm's best lr (seed band)", "train loss"),
-             "lr_sweep": _sweep_plot(runs, arms, ctx.seeds[0], "final_train_loss", ctx.path("a3_lr_sweep.png"),
-                                     f"A3: final train loss vs lr (seed {ctx.seeds[0]})", "final train loss")}
+    plots = {"train_loss": _eval_curves_plot(sweep, arms, "loss_curve", ctx.path("a3_train_loss.png"),
+                                             "A3: full-pass train loss at each arm's tuned lr (eval seeds, band)",
+                                             "train loss"),
+             "lr_sweep": _tuning_plot(sweep, arms, ctx.path("a3_lr_sweep.png"),
+                                      "A3: final train loss vs lr (mean over tuning seeds)", "final train loss")}
     if s["variance_seed0"]:
         plots["gradient_variance"] = str(plot_curves(
-            {f"{a} lr={best[a]:g}": [[(p["step"], p["total_variance"]) for p in v]]
+            {f"{a} lr={sweep.chosen(a):g}": [[(p["step"], p["total_variance"]) for p in v]]
              for a, v in s["variance_seed0"].items()}, ctx.path("a3_gradient_variance.png"), logy=True,
-            title=f"A3: total variance of each arm's gradient estimate (seed {ctx.seeds[0]}, best lr)",
+            title=f"A3: total variance of each arm's gradient estimate (eval seed {ctx.seeds[0]}, tuned lr)",
             xlabel="step", ylabel="Σ_k Var(g_k)"))
-    return Measurement(arms={"runs": runs}, summary=s, plots=plots)
+    return Measurement(arms={"runs": sweep.runs}, summary=s, plots=plots, protocol=sweep.protocol.to_record())
 
 
 # ---- A4 ----------------------------------------------------------------------------------------------------------
+def _mean_error(r: Mapping[str, Any]) -> float | None:
+    return None if r["diverged"] else r.get("mean_error")
+
+
 def run_storm(cfg: Any, ctx: RunContext) -> Measurement:
-    keys = {a: ("d" if cfg.arms[a].get("optimizer") == "storm" else "momentum_buffer") for a in cfg.arms}
-    runs, best = _sweep(cfg, ctx, "a4", _loss_score, error_key=keys)
+    """P10: the estimator errors of both arms at every lr of one shared grid on the eval seeds (the claim), then
+    the protocol's best-vs-best comparison of final train loss (a separate check)."""
     arms = list(cfg.arms)
-    s: dict[str, Any] = {"best": {}, "grid": {a: _grid(runs, a, ctx.seeds[0], "mean_error") for a in arms},
-                         "grid_loss": {a: _grid(runs, a, ctx.seeds[0], "final_train_loss") for a in arms}}
+    keys = {a: ("d" if cfg.arms[a].get("optimizer") == "storm" else "momentum_buffer") for a in arms}
+    runs = Runs(cfg, ctx, "a4", keys)
+    equal_lrs = [float(v) for v in cfg.equal_lrs]
+    grid_runs = full_grid(ctx, arms, equal_lrs, runs)
+    per_lr: dict[str, Any] = {}
+    for lr in equal_lrs:
+        entry: dict[str, Any] = {}
+        for a in arms:
+            mine = sorted((r for r in grid_runs if r["arm"] == a and r["lr"] == lr), key=lambda r: r["seed"])
+            entry[a] = [_mean_error(r) for r in mine]
+            entry[f"{a}_final_loss"] = [_final_loss(r) for r in mine]
+        per_lr[f"{lr:g}"] = entry
+    sweep = _sweep(cfg, ctx, runs, _final_loss, "full-pass train loss")
+    s = _base_summary(ctx, sweep, arms)
+    s["equal_lr"] = per_lr
     for a in arms:
-        s["best"][a] = {"loss": _best(runs, a, best[a], "final_train_loss"), "error": _best(runs, a, best[a],
-                                                                                            "mean_error")}
-    st, mo = s["best"].get("storm"), s["best"].get("momentum")
-    if st and mo and st["error"]["values"] and mo["error"]["values"]:
-        s["error_ratio"] = st["error"]["mean"] / mo["error"]["mean"]
-        s["loss_gap"] = st["loss"]["mean"] - mo["loss"]["mean"]  # > 0: STORM worse
-        s["loss_se"] = se_of_difference(st["loss"]["values"], mo["loss"]["values"])
-        same = {lr: (_grid(runs, "storm", ctx.seeds[0], "mean_error").get(lr),
-                     _grid(runs, "momentum", ctx.seeds[0], "mean_error").get(lr)) for lr in s["grid"]["storm"]}
-        s["error_ratio_equal_lr"] = {lr: (a / b if a is not None and b else None) for lr, (a, b) in same.items()}
-    plots = {"estimator_error": _curves_plot(runs, best, "error_curve", ctx.path("a4_estimator_error.png"),
-                                             "A4: ||d_t - grad F(x_t)||^2 at each arm's best lr (seed band)",
-                                             "estimator error"),
-             "train_loss": _curves_plot(runs, best, "loss_curve", ctx.path("a4_train_loss.png"),
-                                        "A4: full-pass train loss at each arm's best lr (seed band)", "train loss")}
-    return Measurement(arms={"runs": runs}, summary=s, plots=plots)
+        s["arms"][a]["mean_error"] = [_mean_error(r) for r in sweep.eval_runs(a)]
+    for r in grid_runs:
+        r["phase"] = "equal-lr"
+    plots = {"estimator_error": _eval_curves_plot(sweep, arms, "error_curve", ctx.path("a4_estimator_error.png"),
+                                                  "A4: ||d_t - grad F(x_t)||^2 at each arm's tuned lr (eval seeds)",
+                                                  "estimator error"),
+             "train_loss": _eval_curves_plot(sweep, arms, "loss_curve", ctx.path("a4_train_loss.png"),
+                                             "A4: full-pass train loss at each arm's tuned lr (eval seeds, band)",
+                                             "train loss"),
+             "error_vs_lr": str(plot_lr_sweep(
+                 {a: {float(lr): v[a] for lr, v in per_lr.items()} for a in arms}, ctx.path("a4_error_vs_lr.png"),
+                 title="A4: mean estimator error at equal lrs (eval seeds; diverged runs left out)",
+                 ylabel="mean ||d_t - grad F||^2"))}
+    return Measurement(arms={"runs": grid_runs + sweep.runs}, summary=s, plots=plots,
+                       protocol=sweep.protocol.to_record())
 
 
 # ---- A5 ----------------------------------------------------------------------------------------------------------
-def _a5_score(r: dict[str, Any]) -> float | None:
+def _a5_metric(r: Mapping[str, Any]) -> float | None:
+    """Clean arms: final full-pass train loss; noisy arms: minus the (clean-label) validation accuracy."""
     if r["diverged"]:
         return None
-    return -r["val_acc"] if r["arm"].endswith("noisy") else r["final_train_loss"]
+    return -float(r["val_acc"]) if r.get("label_noise") else r["final_train_loss"]
+
+
+def loss_at(r: Mapping[str, Any], step: int) -> float | None:
+    """The run's full-pass train loss after ``step`` updates (None when diverged or not measured there)."""
+    if r["diverged"]:
+        return None
+    return next((v for s, v in r["loss_curve"] if s == step), None)
 
 
 def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
-    runs, best = _sweep(cfg, ctx, "a5", _a5_score)
+    """Clean labels: a step claim (K=10 reaches K=1's final train loss in f*T steps). The lr is constant, so a run
+    stopped at f*T is the run whose schedule ends at f*T: its loss is read off the T-run after f*T updates (the
+    probe measures exactly there). Noisy labels: a loss claim on test accuracy, lr tuned on clean validation
+    accuracy."""
     arms = list(cfg.arms)
-    s: dict[str, Any] = {"best": {}, "grid": {}}
-    for a in arms:
-        s["best"][a] = {"loss": _best(runs, a, best[a], "final_train_loss"), "test_acc": _best(runs, a, best[a],
-                                                                                               "test_acc")}
-        s["grid"][a] = _grid(runs, a, ctx.seeds[0], "final_train_loss" if a.endswith("clean") else "test_acc")
-    k1, k10 = s["best"].get("k1_clean"), s["best"].get("k10_clean")
-    if k1 and k10 and k1["loss"]["values"] and k10["loss"]["values"]:
-        target = k1["loss"]["mean"]
-        curve = mean_curve([r["loss_curve"] for r in runs
-                            if r["arm"] == "k10_clean" and r["lr"] == best["k10_clean"] and not r["diverged"]])
-        hit = first_hit(curve, target)
-        total = next(r["steps"] for r in runs if r["arm"] == "k1_clean")
-        s["clean"] = {"target": target, "hit_step": hit, "steps": total,
-                      "step_fraction": None if hit is None else hit / total,
-                      "loss_gap": k10["loss"]["mean"] - k1["loss"]["mean"],  # > 0: K=10 slower
-                      "se": se_of_difference(k10["loss"]["values"], k1["loss"]["values"])}
-    n1, n10 = s["best"].get("k1_noisy"), s["best"].get("k10_noisy")
-    if n1 and n10 and n1["test_acc"]["values"] and n10["test_acc"]["values"]:
-        s["noisy"] = {"acc_gap": n10["test_acc"]["mean"] - n1["test_acc"]["mean"],
-                      "se": se_of_difference(n10["test_acc"]["values"], n1["test_acc"]["values"])}
-    plots = {"train_loss": _curves_plot(runs, best, "loss_curve", ctx.path("a5_train_loss.png"),
-                                        "A5: full-pass train loss (clean labels) at each arm's best lr (seed band)",
-                                        "train loss"),
-             "lr_sweep": _sweep_plot(runs, [a for a in arms if a.endswith("noisy")], ctx.seeds[0], "test_acc",
-                                     ctx.path("a5_noisy_lr_sweep.png"),
-                                     f"A5: test accuracy vs lr, 30% label noise (seed {ctx.seeds[0]})",
-                                     "test accuracy (%)")}
-    return Measurement(arms={"runs": runs}, summary=s, plots=plots)
+    runner = Runs(cfg, ctx, "a5")
+
+    def run(arm: str, lr: float, seed: int, label: str) -> dict[str, Any]:
+        return {**runner(arm, lr, seed, label), "label_noise": float(cfg.arms[arm].get("label_noise", 0.0))}
+
+    sweep = _sweep(cfg, ctx, run, _a5_metric, "train loss (clean arms) / minus val accuracy (noisy arms)")
+    s = _base_summary(ctx, sweep, arms)
+    noisy = [a for a in arms if cfg.arms[a].get("label_noise")]
+    s["test_acc"] = {a: [r["test_acc"] for r in sweep.eval_runs(a)] for a in noisy}
+    claim = cfg.step_claim
+    method, f = str(claim.method), float(claim.f)
+    all_runs = list(sweep.runs)
+    short, extra = _fraction_runs(cfg, ctx, sweep, run, method, f)
+    s["short"] = {method: short}
+    all_runs += extra
+    target = s["arms"][str(claim.baseline)]["mean"]
+    if target is not None and short.get("fractions"):
+        fr = {float(k): v for k, v in short["fractions"].items()}
+        per_seed = [steps_to_target({g: (v[i] if v[i] is not None else math.inf) for g, v in fr.items()}, target)
+                    for i in range(len(ctx.seeds))]
+        short["ratio"] = ratio_estimate(per_seed)
+    clean = [a for a in arms if a not in noisy]
+    plots = {"train_loss": _eval_curves_plot(sweep, clean, "loss_curve", ctx.path("a5_train_loss.png"),
+                                             "A5: full-pass train loss, clean labels, tuned lr (eval seeds, band)",
+                                             "train loss"),
+             "lr_sweep": _tuning_plot(sweep, noisy, ctx.path("a5_noisy_lr_sweep.png"),
+                                      "A5: clean val accuracy vs lr, 30% label noise (mean over tuning seeds)",
+                                      "val accuracy (%)", sign=-1.0)}
+    protocol = sweep.protocol.to_record()
+    protocol["step_claims"] = {method: {k: v for k, v in short.items() if k != "finals"}}
+    return Measurement(arms={"runs": all_runs}, summary=s, plots=plots, protocol=protocol)
+
+
+def _fraction_runs(cfg: Any, ctx: RunContext, sweep: SweepResult, run: Any, method: str,
+                   f: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """P8's f*T runs for a constant-lr arm: the candidates lr and 2*lr (the T-tuned lr and twice it) scored on the
+    tuning seeds by the loss after f*T updates, the chosen one on the eval seeds; also the loss at the other
+    measured fractions (the ratio estimate)."""
+    lr = sweep.chosen(method)
+    steps = int(next(r["steps"] for r in sweep.runs))
+    if lr is None:
+        return {"f": f, "lr": None, "finals": [None] * len(ctx.seeds)}, []
+    f_step = round(f * steps)
+    runs: list[dict[str, Any]] = []
+
+    def at_fT(value: float, seed: int) -> float | None:
+        r = run(method, value, seed, f"{ctx.claim_id} ({f:g}T candidate) {method} lr={value:g} seed {seed}")
+        runs.append({"arm": method, "lr": value, "seed": seed, "phase": f"tune at {f:g}T", **r})
+        return loss_at(r, f_step)
+
+    choice = tune_arm(method, [lr, 2 * lr], ctx.tuning_seeds, at_fT, max_extensions=0)
+    chosen = choice.chosen if choice.chosen is not None else lr
+    ev_runs = []
+    for seed in ctx.seeds:
+        r = run(method, chosen, seed, f"{ctx.claim_id} (eval at {f:g}T) {method} lr={chosen:g} seed {seed}")
+        ev_runs.append({"arm": method, "lr": chosen, "seed": seed, "phase": f"eval at {f:g}T", **r})
+    fractions = sorted({*(float(g) for g in cfg.get("loss_at_fractions") or []), f, 1.0})
+    by_fraction = {g: [loss_at(r, round(g * steps)) for r in ev_runs] for g in fractions}
+    finals = by_fraction[f]
+    ok = [v for v in finals if v is not None]
+    out = {"f": f, "steps": f_step, "T": steps, "lr": chosen,
+           "candidates": {f"{x:g}": choice.score(x) for x in choice.grid},
+           "finals": finals, "mean": statistics.fmean(ok) if ok else None,
+           "se": statistics.stdev(ok) / math.sqrt(len(ok)) if len(ok) > 1 else None,
+           "diverged": len(finals) - len(ok),
+           "fractions": {f"{g:g}": v for g, v in by_fraction.items()}}
+    return out, runs + ev_runs

@@ -95,7 +95,7 @@ class VRClassifier(ClassificationModule):
         opt = self.raw_optimizer()
         xy = (batch[0], batch[1])
         step = self.global_step
-        due = [p for p in self.probes if p.every and step % p.every == 0]
+        due = [p for p in self.probes if (p.every and step % p.every == 0) or step in getattr(p, "at", ())]
         for p in due:
             p.before(self, step)
         if isinstance(opt, SVRG) and opt.has_snapshot():
@@ -143,10 +143,12 @@ def full_loss(model: nn.Module, batches: Batches) -> float:
 
 
 class TrainLossProbe:
-    """Full-pass training loss every ``every`` steps (before the update) and at the end: ``curve`` [(step, loss)]."""
+    """Full-pass training loss every ``every`` steps and at the steps in ``at`` (before the update, i.e. after that many
+    updates) and at the end: ``curve`` [(step, loss)]."""
 
-    def __init__(self, batches: Batches, every: int) -> None:
+    def __init__(self, batches: Batches, every: int, at: Iterable[int] = ()) -> None:
         self.batches, self.every = batches, every
+        self.at = frozenset(int(s) for s in at)  # extra steps to measure (a step claim's f*T)
         self.curve: list[tuple[int, float]] = []
 
     def before(self, module: VRClassifier, step: int) -> None:

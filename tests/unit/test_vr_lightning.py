@@ -98,3 +98,32 @@ def test_cluster_momentum_through_lightning_uses_each_batch_cluster() -> None:
         opt.step(cluster=int(b[2][0]))
     for p, q in zip(fitted.parameters(), model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+def test_train_loss_probe_also_measures_at_the_requested_steps() -> None:
+    """A step claim's f*T loss is read at an exact step: ``at`` adds steps that ``every`` does not hit, each the
+    full-pass loss after that many updates (step 0: the initial model)."""
+    from papers.vr_methods.lit import TrainLossProbe, full_loss
+
+    x, y = _data()
+    probe = TrainLossProbe(chunks(x, y, 16), every=4, at=[3, 7])
+    module = VRClassifier(_model(), lambda ps: torch.optim.SGD(ps, lr=0.1), probes=[probe])
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    trainer.fit(module, DataLoader(_batches(x, y), batch_size=None))
+    assert [s for s, _ in probe.curve] == [0, 3, 4, 7, 8, 12]
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = {}
+    step = 0
+    for _ in range(2):
+        for b in _batches(x, y):
+            if step in (3, 7):
+                losses[step] = full_loss(model, chunks(x, y, 16))
+            opt.zero_grad()
+            _loss(model, b).backward()
+            opt.step()
+            step += 1
+    got = dict(probe.curve)
+    assert got[3] == pytest.approx(losses[3], rel=1e-6) and got[7] == pytest.approx(losses[7], rel=1e-6)

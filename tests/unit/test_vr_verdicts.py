@@ -1,27 +1,67 @@
-"""The vr_methods verdict rules (spec §6, cpu) on hand-made summaries: each outcome at its threshold."""
+"""The vr_methods verdict rules on hand-made summaries shaped like the protocol's: each outcome, the protocol's caps
+(an unbracketed arm, too few seeds), A4's equal-lr ratio with its "not exercised" case, and A5's step claim."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from papers.vr_methods import PAPER
-from papers.vr_methods.verdicts import judge_alpha_svrg, judge_cluster, judge_convex, judge_depth, judge_storm
+from papers.vr_methods import verdicts as v
+
+SEEDS = {"tuning_seeds": [1000, 1001], "eval_seeds": [0, 1, 2]}
+JITTER = (0.0, 0.01, -0.01)
 
 
-def _a1(svrg: float, sgd: float) -> dict:
-    entry = {"svrg": {"best_subopt": svrg, "lr": 1.0}, "sgd": {"best_subopt": sgd, "lr": 0.5}}
-    seeds = {str(s): entry for s in range(3)}
-    return {"per_seed": seeds, "svrg_best_subopt_max": svrg, "sgd_best_subopt_min": sgd, "f_star_grad_norm": 1e-9,
-            "passes": 12}
+def _arm(finals: list[float], lr: float = 0.1, bracketed: bool = True) -> dict:
+    ok = [x for x in finals if math.isfinite(x)]
+    mean = sum(ok) / len(ok) if ok else None
+    sd = (sum((x - mean) ** 2 for x in ok) / (len(ok) - 1)) ** 0.5 if len(ok) > 1 else 0.0
+    return {"lr": lr, "bracketed": bracketed, "unbracketed_edge": None if bracketed else "high",
+            "extensions": {"low": 0, "high": 0}, "grid": {}, "finals": finals, "mean": mean, "sd": sd,
+            "se": sd / len(ok) ** 0.5 if ok else None, "diverged": len(finals) - len(ok), "n": len(finals)}
 
 
-@pytest.mark.parametrize("svrg,sgd,status", [(1e-7, 3e-4, "reproduced"), (5e-6, 3e-4, "partially reproduced"),
-                                             (1e-4, 3e-4, "not reproduced"), (1e-3, 3e-4, "contradicted")])
-def test_a1(svrg: float, sgd: float, status: str) -> None:
-    assert judge_convex(_a1(svrg, sgd)).status == status
-    PAPER.claim("a1").headline(_a1(svrg, sgd))
+def _around(x: float, scale: float = 1.0) -> list[float]:
+    return [x + scale * j for j in JITTER]
 
 
+# ---- A1 ----------------------------------------------------------------------------------------------------------
+def _a1(svrg: list[float], sgd: list[float], **kw: bool) -> dict:
+    """Eval finals are log10 suboptimality (the tuned metric); ``subopt`` the suboptimality itself."""
+    arms = {"svrg": _arm([math.log10(x) for x in svrg], 1.0, kw.get("svrg_b", True)),
+            "sgd": _arm([math.log10(x) for x in sgd], 0.25, kw.get("sgd_b", True))}
+    arms["svrg"]["subopt"], arms["sgd"]["subopt"] = svrg, sgd
+    return {**SEEDS, "eval_seeds": list(range(len(svrg))), "passes": 12, "f_star_grad_norm": 1e-9, "arms": arms}
+
+
+@pytest.mark.parametrize("svrg,sgd,status", [
+    ([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4], "reproduced"),
+    ([5e-6, 3e-6, 4e-6], [3e-4, 2e-4, 4e-4], "partially reproduced"),  # 100x better, but above 1e-6
+    ([1e-4, 2e-4, 1e-4], [3e-4, 2e-4, 4e-4], "not reproduced"),  # within 10x
+    ([1e-3, 2e-3, 3e-3], [3e-4, 2e-4, 4e-4], "contradicted")])
+def test_a1(svrg: list[float], sgd: list[float], status: str) -> None:
+    s = _a1(svrg, sgd)
+    assert v.judge_convex(s).status == status
+    assert "decades" in PAPER.claim("a1").headline(s)
+    assert PAPER.claim("a1").test(s)["kind"] == "paired-t"
+
+
+def test_a1_caps_a_win_over_an_unbracketed_sgd_and_a_loss_of_an_unbracketed_svrg() -> None:
+    win = v.judge_convex(_a1([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4], sgd_b=False))
+    assert (win.status, win.cap) == ("inconclusive", "baseline not bracketed (sgd)")
+    loss = v.judge_convex(_a1([1e-3, 2e-3, 3e-3], [3e-4, 2e-4, 4e-4], svrg_b=False))
+    assert (loss.status, loss.cap) == ("inconclusive", "method not bracketed (svrg)")
+
+
+def test_a1_with_one_tuning_seed_is_capped_as_too_few_seeds() -> None:
+    s = {**_a1([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4]), "tuning_seeds": [1000]}
+    verdict = v.judge_convex(s)
+    assert verdict.status == "inconclusive" and verdict.cap.startswith("too few seeds")
+
+
+# ---- A2 (no tuning) ----------------------------------------------------------------------------------------------
 def _a2(r0: float, r8: float, mid: float) -> dict:
     ratios = {"0": r0, "2": mid, "8": r8}
     vals = [r0, mid, r8]
@@ -33,54 +73,126 @@ def _a2(r0: float, r8: float, mid: float) -> dict:
                                               (0.1, 0.9, 0.8, "partially reproduced"),
                                               (0.4, 0.9, 0.5, "not reproduced"), (0.4, 0.3, 0.2, "contradicted")])
 def test_a2(r0: float, mid: float, r8: float, status: str) -> None:
-    assert judge_depth(_a2(r0, r8, mid)).status == status
-    PAPER.claim("a2").headline(_a2(r0, r8, mid))
+    assert v.judge_depth(_a2(r0, r8, mid)).status == status
+    assert PAPER.claim("a2").test is None and PAPER.claim("a2").arxiv == "1812.04529"
 
 
-def _a3(base: float, svrg: float, alpha: float, se: float = 0.01) -> dict:
-    best = {a: {"mean": v, "sd": 0.01, "lr": 1e-3} for a, v in (("baseline", base), ("svrg", svrg),
-                                                                ("alpha_svrg", alpha))}
-    return {"best": best, "alpha_minus_base": alpha - base, "se_alpha_base": se, "svrg_minus_base": svrg - base,
-            "se_svrg_base": se}
+# ---- A3 ----------------------------------------------------------------------------------------------------------
+def _a3(base: float, svrg: float, alpha: float, svrg_b: bool = True, base_b: bool = True) -> dict:
+    return {**SEEDS, "arms": {"baseline": _arm(_around(base), 4e-3, base_b), "svrg": _arm(_around(svrg), 4e-3, svrg_b),
+                              "alpha_svrg": _arm(_around(alpha, 0.5), 4e-3)}}
 
 
 @pytest.mark.parametrize("svrg,alpha,status", [(0.6, 0.4, "reproduced"), (0.45, 0.4, "partially reproduced"),
-                                               (0.6, 0.49, "not reproduced"), (0.6, 0.6, "contradicted")])
+                                               (0.6, 0.5, "not reproduced"), (0.6, 0.6, "contradicted")])
 def test_a3(svrg: float, alpha: float, status: str) -> None:
-    assert judge_alpha_svrg(_a3(0.5, svrg, alpha)).status == status
-    PAPER.claim("a3").headline(_a3(0.5, svrg, alpha))
+    s = _a3(0.5, svrg, alpha)
+    assert v.judge_alpha_svrg(s).status == status
+    assert PAPER.claim("a3").headline(s).startswith("final train loss: alpha_svrg - baseline")
+    assert PAPER.claim("a3").test(s)["compares"] == "alpha_svrg - baseline"
 
 
-def _a4(ratio: float, gap: float) -> dict:
-    arm = lambda e: {"error": {"mean": e, "lr": 0.1}, "loss": {"mean": 0.5, "lr": 0.1}}  # noqa: E731
-    return {"error_ratio": ratio, "loss_gap": gap, "loss_se": 0.01, "best": {"storm": arm(ratio), "momentum": arm(1.0)}}
+def test_a3_svrg_raising_the_loss_does_not_count_when_svrg_is_unbracketed() -> None:
+    verdict = v.judge_alpha_svrg(_a3(0.5, 0.6, 0.4, svrg_b=False))
+    assert verdict.status == "partially reproduced"
+    assert verdict.checks["L(SVRG) > L(base) (paired p<0.05)"] == "SVRG not bracketed"
+    capped = v.judge_alpha_svrg(_a3(0.5, 0.6, 0.4, base_b=False))
+    assert (capped.status, capped.cap) == ("inconclusive", "baseline not bracketed (baseline)")
 
 
-@pytest.mark.parametrize("ratio,gap,status", [(0.4, 0.0, "reproduced"), (0.4, 0.05, "partially reproduced"),
-                                              (0.8, 0.0, "partially reproduced"), (1.2, 0.0, "not reproduced"),
-                                              (1.2, 0.05, "contradicted")])
-def test_a4(ratio: float, gap: float, status: str) -> None:
-    assert judge_storm(_a4(ratio, gap)).status == status
-    PAPER.claim("a4").headline(_a4(ratio, gap))
+def test_a3_paper_column_names_the_datasets_where_svrg_lowers_or_ties() -> None:
+    paper = PAPER.claim("a3").paper_result
+    assert "Flowers 2.40/2.26/2.16" in paper and "EuroSAT" in paper and "1.25/1.25/1.23" in paper
 
 
-def _a5(frac: float | None, loss_gap: float, acc_gap: float) -> dict:
-    arm = {"loss": {"mean": 0.4}, "test_acc": {"mean": 80.0}}
-    return {"clean": {"target": 0.4, "hit_step": None if frac is None else 100 * frac, "steps": 100,
-                      "step_fraction": frac, "loss_gap": loss_gap, "se": 0.01},
-            "noisy": {"acc_gap": acc_gap, "se": 0.5},
-            "best": {a: arm for a in ("k1_clean", "k10_clean", "k1_noisy", "k10_noisy")}}
+# ---- A4 ----------------------------------------------------------------------------------------------------------
+def _a4(ratio: float | None, loss_gap: float = 0.0, storm_b: bool = True, zero: bool = False) -> dict:
+    mom = [1.0, 1.2, 0.9]
+    storm = [0.0, 0.0, 0.0] if zero else [m * ratio * (1 + j) for m, j in zip(mom, JITTER, strict=True)]
+    mom = [0.0, 0.0, 0.0] if zero else mom
+    return {**SEEDS, "equal_lr": {"0.05": {"storm": storm, "momentum": mom},
+                                  "0.2": {"storm": [None, 1.0, 1.0], "momentum": [1.0, 1.0, 1.0]}},
+            "arms": {"storm": _arm(_around(0.5 + loss_gap), 0.05, storm_b), "momentum": _arm(_around(0.5), 0.1)}}
 
 
-@pytest.mark.parametrize("frac,loss_gap,acc_gap,status", [
-    (0.7, -0.05, 1.0, "reproduced"), (0.7, -0.05, -1.0, "partially reproduced"),
-    (None, 0.01, 1.0, "partially reproduced"), (0.9, 0.01, -1.0, "not reproduced"),
-    (None, 0.3, -5.0, "contradicted")])
-def test_a5(frac: float | None, loss_gap: float, acc_gap: float, status: str) -> None:
-    assert judge_cluster(_a5(frac, loss_gap, acc_gap)).status == status
-    PAPER.claim("a5").headline(_a5(frac, loss_gap, acc_gap))
+@pytest.mark.parametrize("ratio,gap,status", [(0.3, 0.0, "reproduced"), (0.3, 0.1, "partially reproduced"),
+                                              (0.8, 0.0, "partially reproduced"), (1.0, 0.0, "not reproduced"),
+                                              (1.5, 0.0, "not reproduced"), (1.5, 0.1, "contradicted")])
+def test_a4_judges_the_ratio_at_equal_lr(ratio: float, gap: float, status: str) -> None:
+    s = _a4(ratio, gap)
+    verdict = v.judge_storm(s)
+    assert verdict.status == status
+    per_lr = PAPER.claim("a4").test(s)["per_lr"]
+    assert per_lr["0.2"] == {"status": "diverged", "diverged": {"storm": "1/3", "momentum": "0/3"}}
+    assert per_lr["0.05"]["ratio"] == pytest.approx(ratio, rel=0.02)
+    lo, hi = per_lr["0.05"]["ci95"]
+    assert lo < per_lr["0.05"]["ratio"] < hi
+    assert "0.05: " in PAPER.claim("a4").headline(s) and "0.2: diverged" in PAPER.claim("a4").headline(s)
 
 
-def test_failed_arms_are_inconclusive() -> None:
-    assert judge_storm({}).status == "inconclusive" and judge_cluster({}).status == "inconclusive"
-    assert judge_alpha_svrg({}).status == "inconclusive"
+def test_a4_with_both_errors_zero_is_not_exercised_and_inconclusive() -> None:
+    s = _a4(None, zero=True)
+    assert v.error_ratios(s)["0.05"]["status"] == "not exercised"
+    verdict = v.judge_storm(s)
+    assert verdict.status == "inconclusive" and verdict.checks == {"error ratio at equal lr": "not exercised"}
+
+
+def test_a4_a_worse_loss_of_an_unbracketed_storm_is_capped() -> None:
+    verdict = v.judge_storm(_a4(1.5, 0.1, storm_b=False))
+    assert (verdict.status, verdict.cap) == ("inconclusive", "method not bracketed (storm)")
+
+
+# ---- A5 ----------------------------------------------------------------------------------------------------------
+def _a5(k10_fT: float, k10_T: float, k1_T: float, acc10: float, acc1: float) -> dict:
+    fT = _around(k10_fT)
+    return {**SEEDS, "arms": {"k1_clean": _arm(_around(k1_T), 0.05), "k10_clean": _arm(_around(k10_T), 0.05),
+                              "k1_noisy": _arm(_around(-80.0), 0.05), "k10_noisy": _arm(_around(-80.0), 0.05)},
+            "test_acc": {"k10_noisy": _around(acc10, 5.0), "k1_noisy": _around(acc1)},
+            "short": {"k10_clean": {"f": 0.8, "lr": 0.05, "finals": fT, "mean": sum(fT) / 3, "diverged": 0,
+                                    "ratio": None}}}
+
+
+@pytest.mark.parametrize("k10_fT,k10_T,acc10,status", [
+    (0.35, 0.3, 82.0, "reproduced"), (0.35, 0.3, 80.0, "partially reproduced"),
+    (0.6, 0.55, 82.0, "partially reproduced"), (0.6, 0.55, 80.0, "contradicted"),
+    (0.43, 0.4, 80.5, "not reproduced")])
+def test_a5(k10_fT: float, k10_T: float, acc10: float, status: str) -> None:
+    s = _a5(k10_fT, k10_T, 0.4, acc10, 81.0 if status != "not reproduced" else 80.5)
+    if status == "contradicted":
+        s["test_acc"]["k10_noisy"] = _around(70.0)
+    assert v.judge_cluster(s).status == status
+    assert "our reconstruction" in PAPER.claim("a5").headline(s)
+    assert PAPER.claim("a5").test(s)["clean"]["kind"] == "steps-at-fT"
+
+
+def test_a5_reports_the_caps_of_both_parts() -> None:
+    s = _a5(0.6, 0.55, 0.4, 70.0, 81.0)  # both parts contradicted: a loss of K=10 on clean and noisy labels
+    assert v.judge_cluster(s).status == "contradicted"
+    s["arms"]["k10_clean"]["bracketed"] = s["arms"]["k10_noisy"]["bracketed"] = False
+    verdict = v.judge_cluster(s)
+    assert verdict.status == "inconclusive"
+    assert verdict.cap == "method not bracketed (k10_clean); method not bracketed (k10_noisy)"
+
+
+def test_a5_is_labelled_as_judged_on_our_reconstruction() -> None:
+    claim = PAPER.claim("a5")
+    assert "our reconstruction" in claim.title and "our reconstruction" in claim.metric
+    assert claim.arxiv == "2111.11828"
+
+
+def test_every_claim_cites_its_own_paper() -> None:
+    assert [c.arxiv for c in PAPER.claims] == ["", "1812.04529", "2311.05589", "1905.10018", "2111.11828"]
+    assert "proceedings.neurips.cc" in PAPER.claim("a1").source
+
+
+def test_arms_that_diverged_everywhere_are_inconclusive() -> None:
+    dead = _arm([math.inf] * 3, 0.1)
+    dead["lr"] = None
+    assert v.judge_convex({**_a1([1e-13] * 3, [1e-4] * 3), "arms": {"svrg": dead, "sgd": dead}}).status == \
+        "inconclusive"
+    s3 = _a3(0.5, 0.6, 0.4)
+    s3["arms"]["svrg"] = dead
+    assert v.judge_alpha_svrg(s3).status == "inconclusive"
+    s5 = _a5(0.35, 0.3, 0.4, 82.0, 81.0)
+    s5["arms"]["k1_noisy"] = dead
+    assert v.judge_cluster(s5).status == "inconclusive"
