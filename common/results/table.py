@@ -21,7 +21,7 @@ _BADGE = {
 }
 
 
-PRE_PROTOCOL = "pre-protocol record: tuned on one seed; rerun under the protocol pending"
+PRE_PROTOCOL = "pre-protocol record: its rerun under the tuning-and-evidence protocol is pending"
 
 
 def _rel(target: Path, start: Path) -> str:
