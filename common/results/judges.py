@@ -46,6 +46,21 @@ def seed_cap(summary: Mapping[str, Any]) -> str | None:
     return None
 
 
+def with_seed_cap(status: str, cap: str | None, summary: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The "too few seeds" cap, when no other cap already applies."""
+    few = seed_cap(summary)
+    return (INCONCLUSIVE, few) if few and cap is None else (status, cap)
+
+
+def ratio_text(ratio: Mapping[str, Any] | None, target: str = "target") -> str:
+    """"; steps to <target> ≈ 0.62T (never reached on 1 seed(s))" from a ratio estimate, "" when none was run."""
+    r = ratio or {}
+    if r.get("geo_mean") is not None:
+        text = f"; steps to {target} ≈ {r['geo_mean']:.2f}T"
+        return text + (f" (never reached on {r['never_reached']} seed(s))" if r.get("never_reached") else "")
+    return f"; {target} not reached within T" if r else ""
+
+
 def finish(status: str, checks: dict[str, Any], reasons: list[str], summary: Mapping[str, Any], method: str,
            baselines: Sequence[str], *, winner: str | None = None) -> Verdict:
     """Apply the protocol's caps (bracketing, an unstable winner, too few seeds) to a rule's raw status."""
@@ -54,9 +69,7 @@ def finish(status: str, checks: dict[str, Any], reasons: list[str], summary: Map
     diverged = bool(winner and summary["arms"][winner].get("diverged"))
     status, cap = cap_verdict(status, method=arm_tuning(summary, method),
                               baselines=[arm_tuning(summary, b) for b in baselines], winner_diverged=diverged)
-    few = seed_cap(summary)
-    if few and cap is None:
-        status, cap = INCONCLUSIVE, few
+    status, cap = with_seed_cap(status, cap, summary)
     return Verdict(status, checks, reasons, cap)
 
 
@@ -132,13 +145,6 @@ def step_headline(summary: Mapping[str, Any], method: str, baseline: str) -> str
     target = summary["arms"][baseline]["mean"]
     if not sh or sh.get("mean") is None or target is None:
         return comparison_headline(summary, method, [baseline])
-    r = sh.get("ratio") or {}
-    ratio = ""
-    if r.get("geo_mean") is not None:
-        ratio = f"; steps to target ≈ {r['geo_mean']:.2f}T"
-        if r.get("never_reached"):
-            ratio += f" (never reached on {r['never_reached']} seed(s))"
-    elif r:
-        ratio = "; target not reached within T"
+    ratio = ratio_text(sh.get("ratio"))
     return (f"{method} at {sh['f']:g}T {sh['mean']:.4f} (lr {sh['lr']:g}) vs {baseline}'s final {target:.4f} at T"
             f"{ratio}; " + comparison_headline(summary, method, [baseline]))

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from common.results.judges import loss_claim, loss_test_record, seed_cap
+from common.results.judges import loss_claim, loss_test_record, with_seed_cap
 from common.results.protocol import ArmTuning, TestResult, cap_verdict, paired_test
 from common.results.verdict import CONTRADICTED, INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
 
@@ -194,9 +194,7 @@ def judge_gvpo(s: Mapping[str, Any]) -> Verdict:
     won = status in (REPRODUCED, PARTIAL)
     status, cap = cap_verdict(status, method=gvpo_t, baselines=baselines,
                               winner_diverged=won and any(v["diverged"] for v in g.values()))
-    few = seed_cap(s)
-    if few and cap is None:
-        status, cap = INCONCLUSIVE, few
+    status, cap = with_seed_cap(status, cap, s)
     return Verdict(status, checks, reasons, cap)
 
 

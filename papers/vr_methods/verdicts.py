@@ -12,7 +12,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from common.results.judges import arm_eval, arm_tuning, comparison_headline, finish, loss_test_record, seed_cap
+from common.results.judges import (
+    arm_eval,
+    arm_tuning,
+    comparison_headline,
+    finish,
+    loss_test_record,
+    ratio_text,
+    with_seed_cap,
+)
 from common.results.protocol import cap_verdict, exercised, loss_verdict, paired_test, step_verdict
 from common.results.verdict import (
     CONTRADICTED,
@@ -308,9 +316,7 @@ def judge_cluster(s: Mapping[str, Any]) -> Verdict:
         status = INCONCLUSIVE
     elif caps:
         status = caps[0][0]
-    few = seed_cap(s)
-    if few and cap is None:
-        status, cap = INCONCLUSIVE, few
+    status, cap = with_seed_cap(status, cap, s)
     return Verdict(status, checks, reasons, cap)
 
 
@@ -329,14 +335,7 @@ def headline_cluster(s: Mapping[str, Any]) -> str:
     if clean is None or _untuned(s, *A5_NOISY):
         return "no comparison (an arm diverged at every grid point)"
     sh, k1, k10 = s["short"]["k10_clean"], s["arms"]["k1_clean"], s["arms"]["k10_clean"]
-    r = sh.get("ratio") or {}
-    ratio = ""
-    if r.get("geo_mean") is not None:
-        ratio = f", steps to K=1's final ≈ {r['geo_mean']:.2f}T"
-        if r.get("never_reached"):
-            ratio += f" (never on {r['never_reached']} seed(s))"
-    elif r:
-        ratio = ", never reaches K=1's final within T"
+    ratio = ratio_text(sh.get("ratio"), "K=1's final")
     acc = s["test_acc"]
     mean = {a: _mean([x for x in acc[a] if x is not None]) for a in A5_NOISY}
     t = _noisy_test(s)
