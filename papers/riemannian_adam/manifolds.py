@@ -1,0 +1,238 @@
+"""The two manifolds the Riemannian optimizers know: Euclidean space and the Poincaré ball of curvature -1.
+
+A parameter ``X`` of shape ``(..., d)`` on the ball is a *product* of balls: every row (the last dimension) is one
+factor, a point of the d-dimensional ball (one word of an embedding table). Every operation below is vectorised over
+the rows; nothing loops over them in Python.
+
+Formulas (curvature -1, ``x2 = |x|^2`` per row):
+
+* conformal factor ``lambda_x = 2 / (1 - x2)``; Riemannian gradient ``r = g / lambda_x^2``; ``<u, v>_x =
+  lambda_x^2 <u, v>``;
+* Möbius addition ``x (+) y = ((1 + 2<x,y> + |y|^2) x + (1 - |x|^2) y) / (1 + 2<x,y> + |x|^2 |y|^2)``;
+* exponential map ``exp_x(u) = x (+) tanh(lambda_x |u| / 2) u / |u|``; retraction ``R_x(u) = x + u``;
+* parallel transport along the geodesic x -> y: ``P(w) = (lambda_x / lambda_y) gyr[y, -x] w`` (Ungar, Eq. 1.27);
+* distance ``d(x, y) = arcosh(1 + 2 |x - y|^2 / ((1 - |x|^2)(1 - |y|^2)))``;
+* projection: rows are clipped radially to ``|x| <= 1 - eps`` with geoopt 0.5.1's eps per dtype (1e-5 in float64,
+  4e-3 in float32: float32 caps the norm at 0.996, which is why the presets use float64).
+
+Tagging: ``tag_manifold(p, PoincareBall())`` marks a parameter as a point of the ball. The optimizers here never
+guess: an untagged parameter needs an explicit ``manifold="euclidean"`` in its param group, otherwise ``step``
+raises (geoopt treats any plain tensor as Euclidean, so a forgotten tag silently gives Euclidean Adam).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BALL_EPS",
+    "MANIFOLDS",
+    "Euclidean",
+    "Manifold",
+    "PoincareBall",
+    "ball_distance",
+    "manifold_by_name",
+    "manifold_of",
+    "tag_manifold",
+]
+
+# Radial clip of the ball per dtype: geoopt 0.5.1's stereographic ``project`` values.
+BALL_EPS: dict[torch.dtype, float] = {torch.float32: 4e-3, torch.float64: 1e-5}
+_MIN = 1e-15  # floor of norms and denominators (as geoopt's clamp_min(1e-15))
+_TANH_CLAMP = 15.0  # geoopt clamps tanh's argument to [-15, 15]; tanh(15) is 1 to 13 digits
+
+
+class Manifold:
+    """What an optimizer needs of a manifold, per row (the last dimension is one factor)."""
+
+    name: ClassVar[str] = ""
+
+    def check_param(self, p: Tensor, where: str = "parameter") -> None:
+        """Raise ValueError if ``p`` cannot be a point of this manifold."""
+
+    def rows_sq(self, x: Tensor) -> Tensor | None:
+        """Per-row quantities shared by the step's operations (the ball's |x|^2); None where unused."""
+        return None
+
+    def egrad2rgrad(self, x: Tensor, g: Tensor, x2: Tensor | None) -> Tensor:
+        """The Riemannian gradient of a Euclidean gradient ``g`` at ``x`` (a new tensor)."""
+        raise NotImplementedError
+
+    def sq_norm(self, x: Tensor, r: Tensor, x2: Tensor | None, *, factor: bool) -> Tensor:
+        """``<r, r>_x`` per factor (shape ``(..., 1)`` on the ball) or its per-coordinate terms (shape of x)."""
+        raise NotImplementedError
+
+    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+             ) -> tuple[Tensor, Tensor | None]:
+        """``(y, P_{x->y} vec)`` with ``y = U_x(u)`` projected (``U`` the retraction or the exp map)."""
+        raise NotImplementedError
+
+    def projx(self, x: Tensor) -> Tensor:
+        return x
+
+    def proju(self, x: Tensor, u: Tensor) -> Tensor:
+        return u
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Euclidean(Manifold):
+    """R^n: every coordinate is a factor, the metric is the identity; all rules reduce to the Euclidean ones."""
+
+    name = "euclidean"
+
+    def egrad2rgrad(self, x: Tensor, g: Tensor, x2: Tensor | None) -> Tensor:
+        return g
+
+    def sq_norm(self, x: Tensor, r: Tensor, x2: Tensor | None, *, factor: bool) -> Tensor:
+        return r * r
+
+    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+             ) -> tuple[Tensor, Tensor | None]:
+        return x + u, vec
+
+
+class PoincareBall(Manifold):
+    """The Poincaré ball of curvature -1 (geoopt's ``PoincareBall(c=1)``); each row of a parameter is one ball."""
+
+    name = "poincare"
+
+    def check_param(self, p: Tensor, where: str = "parameter") -> None:
+        if p.dim() < 1:
+            raise ValueError(f"{where}: a Poincaré-ball parameter needs at least one dimension (its rows are the "
+                             "points), got a 0-d tensor")
+        if p.dtype not in BALL_EPS:
+            raise ValueError(f"{where}: a Poincaré-ball parameter must be float32 or float64, got {p.dtype}")
+        if p.numel():
+            top = float(p.detach().norm(dim=-1).max())
+            if not top < 1.0:
+                raise ValueError(f"{where}: a Poincaré-ball parameter must have every row inside the unit ball, "
+                                 f"got a row of norm {top:.6g} (initialise near 0 or use PoincareBall.projx)")
+
+    @staticmethod
+    def eps(dtype: torch.dtype) -> float:
+        return BALL_EPS.get(dtype, 4e-3)
+
+    def rows_sq(self, x: Tensor) -> Tensor:
+        return (x * x).sum(-1, keepdim=True)
+
+    @staticmethod
+    def lam(x2: Tensor) -> Tensor:
+        """lambda_x = 2 / (1 - |x|^2) from |x|^2."""
+        return 2.0 / (1.0 - x2).clamp_min(_MIN)
+
+    def egrad2rgrad(self, x: Tensor, g: Tensor, x2: Tensor | None) -> Tensor:
+        x2 = self.rows_sq(x) if x2 is None else x2
+        half = (1.0 - x2).clamp_min(_MIN) * 0.5  # 1 / lambda_x
+        return g * (half * half)
+
+    def sq_norm(self, x: Tensor, r: Tensor, x2: Tensor | None, *, factor: bool) -> Tensor:
+        x2 = self.rows_sq(x) if x2 is None else x2
+        lam = self.lam(x2)
+        rr = r * r
+        return (lam * lam) * (rr.sum(-1, keepdim=True) if factor else rr)
+
+    def projx(self, x: Tensor) -> Tensor:
+        max_norm = 1.0 - self.eps(x.dtype)
+        norm = x.norm(dim=-1, keepdim=True).clamp_min(_MIN)
+        return torch.where(norm > max_norm, x / norm * max_norm, x)
+
+    @staticmethod
+    def mobius_add(x: Tensor, y: Tensor, x2: Tensor | None = None) -> Tensor:
+        x2 = (x * x).sum(-1, keepdim=True) if x2 is None else x2
+        y2 = (y * y).sum(-1, keepdim=True)
+        xy = (x * y).sum(-1, keepdim=True)
+        num = (1.0 + 2.0 * xy + y2) * x + (1.0 - x2) * y
+        return num / (1.0 + 2.0 * xy + x2 * y2).clamp_min(_MIN)
+
+    def expmap(self, x: Tensor, u: Tensor, x2: Tensor | None = None) -> Tensor:
+        """exp_x(u), not projected."""
+        x2 = self.rows_sq(x) if x2 is None else x2
+        u_norm = u.norm(dim=-1, keepdim=True).clamp_min(_MIN)
+        scale = torch.tanh((self.lam(x2) * 0.5 * u_norm).clamp(-_TANH_CLAMP, _TANH_CLAMP)) / u_norm
+        return self.mobius_add(x, scale * u, x2)
+
+    def retr(self, x: Tensor, u: Tensor) -> Tensor:
+        """R_x(u) = x + u, projected."""
+        return self.projx(x + u)
+
+    @staticmethod
+    def gyration(a: Tensor, b: Tensor, w: Tensor) -> Tensor:
+        """gyr[a, b] w at curvature -1 (Ungar's closed form)."""
+        a2 = (a * a).sum(-1, keepdim=True)
+        b2 = (b * b).sum(-1, keepdim=True)
+        ab = (a * b).sum(-1, keepdim=True)
+        aw = (a * w).sum(-1, keepdim=True)
+        bw = (b * w).sum(-1, keepdim=True)
+        alpha = -aw * b2 + bw + 2.0 * ab * bw
+        beta = -bw * a2 - aw
+        d = (1.0 + 2.0 * ab + a2 * b2).clamp_min(_MIN)
+        return w + 2.0 * (alpha * a + beta * b) / d
+
+    def transp(self, x: Tensor, y: Tensor, v: Tensor, x2: Tensor | None = None) -> Tensor:
+        """Parallel transport of ``v`` from T_x to T_y along the geodesic."""
+        x2 = self.rows_sq(x) if x2 is None else x2
+        y2 = self.rows_sq(y)
+        return self.gyration(y, -x, v) * ((1.0 - y2).clamp_min(_MIN) / (1.0 - x2).clamp_min(_MIN))
+
+    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+             ) -> tuple[Tensor, Tensor | None]:
+        y = self.projx(x + u) if update == "retraction" else self.projx(self.expmap(x, u, x2))
+        return y, (None if vec is None else self.transp(x, y, vec, x2))
+
+    def norm(self, x: Tensor, u: Tensor) -> Tensor:
+        """|u|_x per row (keepdim)."""
+        return self.lam(self.rows_sq(x)) * u.norm(dim=-1, keepdim=True)
+
+    def dist(self, x: Tensor, y: Tensor) -> Tensor:
+        return ball_distance(x, y)
+
+
+def ball_distance(x: Tensor, y: Tensor) -> Tensor:
+    """d(x, y) on the ball, per row (broadcasting), differentiable; arcosh's argument is floored at 1 + 1e-15 so
+    that coincident points give 0 instead of NaN (geoopt issue 227)."""
+    x2 = (x * x).sum(-1)
+    y2 = (y * y).sum(-1)
+    diff = x - y
+    z = 1.0 + 2.0 * (diff * diff).sum(-1) / ((1.0 - x2) * (1.0 - y2)).clamp_min(_MIN)
+    return torch.acosh(z.clamp_min(1.0 + 1e-15))
+
+
+MANIFOLDS: dict[str, type[Manifold]] = {"euclidean": Euclidean, "poincare": PoincareBall}
+
+
+def manifold_by_name(name: object, arg: str = "manifold") -> Manifold:
+    """The manifold called ``name`` ("euclidean" or "poincare"), or a Manifold instance itself."""
+    if isinstance(name, Manifold):
+        return name
+    if isinstance(name, str) and name in MANIFOLDS:
+        return MANIFOLDS[name]()
+    raise ValueError(f"{arg} must be one of {sorted(MANIFOLDS)} or a Manifold, got {name!r}")
+
+
+def tag_manifold(p: Tensor, manifold: Manifold | str) -> Tensor:
+    """Mark ``p`` as a point of ``manifold`` (checked: a ball parameter must lie inside the ball) and return it."""
+    m = manifold_by_name(manifold)
+    m.check_param(p, "tag_manifold")
+    p.manifold = m  # type: ignore[attr-defined]
+    return p
+
+
+def manifold_of(p: Tensor) -> Manifold | None:
+    """The manifold ``p`` was tagged with, or None. A foreign tag (e.g. a geoopt ManifoldParameter) is an error."""
+    m = getattr(p, "manifold", None)
+    if m is None or isinstance(m, Manifold):
+        return m
+    raise ValueError(f"parameter carries a manifold {m!r} that is not one of ours; use "
+                     "papers.riemannian_adam.tag_manifold(p, 'poincare' or 'euclidean')")
+
