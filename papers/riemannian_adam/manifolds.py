@@ -11,7 +11,8 @@ Formulas (curvature -1, ``x2 = |x|^2`` per row):
 * Möbius addition ``x (+) y = ((1 + 2<x,y> + |y|^2) x + (1 - |x|^2) y) / (1 + 2<x,y> + |x|^2 |y|^2)``;
 * exponential map ``exp_x(u) = x (+) tanh(lambda_x |u| / 2) u / |u|``; retraction ``R_x(u) = x + u``;
 * parallel transport along the geodesic x -> y: ``P(w) = (lambda_x / lambda_y) gyr[y, -x] w`` (Ungar, Eq. 1.27);
-* distance ``d(x, y) = arcosh(1 + 2 |x - y|^2 / ((1 - |x|^2)(1 - |y|^2)))``;
+* distance ``d(x, y) = arcosh(1 + 2 |x - y|^2 / ((1 - |x|^2)(1 - |y|^2)))`` (evaluated as an asinh, see
+  :func:`ball_distance`);
 * projection: rows are clipped radially to ``|x| <= 1 - eps`` with geoopt 0.5.1's eps per dtype (1e-5 in float64,
   4e-3 in float32: float32 caps the norm at 0.996, which is why the presets use float64).
 
@@ -65,9 +66,9 @@ class Manifold:
         """``<r, r>_x`` per factor (shape ``(..., 1)`` on the ball) or its per-coordinate terms (shape of x)."""
         raise NotImplementedError
 
-    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+    def move(self, x: Tensor, d: Tensor, scale: float, x2: Tensor | None, update: str, vec: Tensor | None
              ) -> tuple[Tensor, Tensor | None]:
-        """``(y, P_{x->y} vec)`` with ``y = U_x(u)`` projected (``U`` the retraction or the exp map)."""
+        """``(y, P_{x->y} vec)`` with ``y = U_x(scale d)`` projected (``U`` the retraction or the exp map)."""
         raise NotImplementedError
 
     def projx(self, x: Tensor) -> Tensor:
@@ -97,9 +98,9 @@ class Euclidean(Manifold):
     def sq_norm(self, x: Tensor, r: Tensor, x2: Tensor | None, *, factor: bool) -> Tensor:
         return r * r
 
-    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+    def move(self, x: Tensor, d: Tensor, scale: float, x2: Tensor | None, update: str, vec: Tensor | None
              ) -> tuple[Tensor, Tensor | None]:
-        return x + u, vec
+        return x.add(d, alpha=scale), vec
 
 
 class PoincareBall(Manifold):
@@ -185,9 +186,12 @@ class PoincareBall(Manifold):
         y2 = self.rows_sq(y)
         return self.gyration(y, -x, v) * ((1.0 - y2).clamp_min(_MIN) / (1.0 - x2).clamp_min(_MIN))
 
-    def move(self, x: Tensor, u: Tensor, x2: Tensor | None, update: str, vec: Tensor | None
+    def move(self, x: Tensor, d: Tensor, scale: float, x2: Tensor | None, update: str, vec: Tensor | None
              ) -> tuple[Tensor, Tensor | None]:
-        y = self.projx(x + u) if update == "retraction" else self.projx(self.expmap(x, u, x2))
+        if update == "retraction":
+            y = self.projx(x.add(d, alpha=scale))
+        else:
+            y = self.projx(self.expmap(x, d * scale, x2))
         return y, (None if vec is None else self.transp(x, y, vec, x2))
 
     def norm(self, x: Tensor, u: Tensor) -> Tensor:
@@ -199,13 +203,18 @@ class PoincareBall(Manifold):
 
 
 def ball_distance(x: Tensor, y: Tensor) -> Tensor:
-    """d(x, y) on the ball, per row (broadcasting), differentiable; arcosh's argument is floored at 1 + 1e-15 so
-    that coincident points give 0 instead of NaN (geoopt issue 227)."""
+    """d(x, y) on the ball, per row (broadcasting), differentiable.
+
+    Computed as ``2 asinh(|x - y| / sqrt((1 - |x|^2)(1 - |y|^2)))``, the same function as
+    ``arcosh(1 + 2 |x - y|^2 / ((1 - |x|^2)(1 - |y|^2)))`` (arcosh(1 + 2t) = 2 asinh(sqrt t)) without its two
+    problems: arcosh near 1 loses half the digits of a small distance, and its derivative is infinite at 0 (the NaN
+    of geoopt issue 227, usually patched by clamping the argument at 1 + 1e-15, which turns d(x, x) into 5e-8).
+    Here d(x, x) = 0 exactly with a zero (finite) gradient.
+    """
     x2 = (x * x).sum(-1)
     y2 = (y * y).sum(-1)
-    diff = x - y
-    z = 1.0 + 2.0 * (diff * diff).sum(-1) / ((1.0 - x2) * (1.0 - y2)).clamp_min(_MIN)
-    return torch.acosh(z.clamp_min(1.0 + 1e-15))
+    den = ((1.0 - x2) * (1.0 - y2)).clamp_min(_MIN).sqrt()
+    return 2.0 * torch.asinh(torch.linalg.vector_norm(x - y, dim=-1) / den)
 
 
 MANIFOLDS: dict[str, type[Manifold]] = {"euclidean": Euclidean, "poincare": PoincareBall}

@@ -321,7 +321,7 @@ class RiemannianAdam(_Riemannian):
                 v = bufs[i_max]
             denom = (v / bc2).sqrt_().add_(eps) if bc2 != 1.0 else v.sqrt().add_(eps)
             direction = _safe_div(m / bc1 if bc1 != 1.0 else m, denom, eps)
-            y, m_new = man.move(x, direction.mul_(-lr), x2, update, m)
+            y, m_new = man.move(x, direction, -lr, x2, update, m)
             if m_new is not m:
                 m.copy_(m_new)
             return y
@@ -371,8 +371,7 @@ class RiemannianAdagrad(_Riemannian):
             x2 = man.rows_sq(x)
             r = man.egrad2rgrad(x, g, x2)
             acc.add_(man.sq_norm(x, r, x2, factor=factor))
-            u = _safe_div(r, acc.sqrt().add_(eps), eps).mul_(-lr)
-            return man.move(x, u, x2, update, None)[0]
+            return man.move(x, _safe_div(r, acc.sqrt().add_(eps), eps), -lr, x2, update, None)[0]
 
         return rule
 
@@ -428,14 +427,14 @@ class RiemannianSGD(_Riemannian):
             x2 = man.rows_sq(x)
             r = man.egrad2rgrad(x, g, x2)
             if i_buf is None:
-                return man.move(x, r.mul(-lr), x2, update, None)[0]
+                return man.move(x, r, -lr, x2, update, None)[0]
             buf = bufs[i_buf]
             if step == 1:
                 buf.copy_(r)
             else:
                 buf.mul_(mu).add_(r, alpha=1 - damp)
             d = r.add(buf, alpha=mu) if nesterov else buf
-            y, moved = man.move(x, d.mul(-lr), x2, update, buf)
+            y, moved = man.move(x, d, -lr, x2, update, buf)
             if moved is not buf:
                 buf.copy_(moved)
             return y
