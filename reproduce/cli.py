@@ -128,7 +128,7 @@ def _cmd_run(argv: list[str]) -> int:
         return 0
     print(f"\n{paper.title} ({paper.id}, preset {preset})")
     for r in runs:
-        print(f"  {r.claim.id}: {r.verdict.status:22s} {r.headline}")
+        print(f"  {r.claim.id}: {r.verdict.label:22s} {r.headline}")
         print(f"        record: {r.record_path}")
     print(f"Cite: {paper.authors}, {paper.venue}. {paper.arxiv_url} (BibTeX: reproduce cite {paper.id})")
     return 0

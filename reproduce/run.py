@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,6 +114,17 @@ def runs_key(claim_cfg: object, seeds: list[int], trainer: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+TUNING_SEED_BASE = 1000  # tuning seeds are 1000, 1001, ...: disjoint from the eval seeds 0, 1, 2, ...
+
+
+def claim_seeds(cfg: DictConfig, claim_id: str) -> tuple[list[int], list[int]]:
+    """(eval seeds, tuning seeds) of a claim: ``seeds`` and ``tuning_seeds`` counts, per claim or global."""
+    section = cfg.claims[claim_id]
+    n_eval = int(section.get("seeds", cfg.seeds))
+    n_tune = int(section.get("tuning_seeds", cfg.get("tuning_seeds", 2)))
+    return list(range(n_eval)), list(range(TUNING_SEED_BASE, TUNING_SEED_BASE + n_tune))
+
+
 def _finished(path: Path) -> dict | None:
     try:
         return load_record(path)
@@ -137,8 +148,9 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
         out_dir, stream = out_dir / f".rank{rank}", io.StringIO()
     trainer = OmegaConf.to_container(cfg.get("trainer", OmegaConf.create({})), resolve=True)
     done = []
+    shared: dict[str, Any] = {}  # claims that run the same experiment on the same config share one measurement
     for i, claim in enumerate(claims, 1):
-        seeds = list(range(int(cfg.claims[claim.id].get("seeds", cfg.seeds))))  # a claim may need more seeds
+        seeds, tuning_seeds = claim_seeds(cfg, claim.id)
         record_path = out_dir / f"{claim.id}.json"
         finished = _finished(record_path) if resume else None
         if finished is not None:
@@ -148,15 +160,27 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
                                  float(finished.get("wall_s") or 0.0)))
             continue
         print(f"== {paper.id} {claim.id} ({i}/{len(claims)}): {claim.title} | preset {preset}, "
-              f"seeds {seeds}", file=stream, flush=True)
+              f"eval seeds {seeds}, tuning seeds {tuning_seeds}", file=stream, flush=True)
         claim_cfg = to_plain(cfg.claims[claim.id])
+        key = runs_key(claim_cfg, seeds + tuning_seeds, trainer)
         ctx = RunContext(out_dir=out_dir, preset=preset, seeds=seeds, trainer=dict(trainer),  # type: ignore[arg-type]
-                         stream=stream, claim_id=claim.id, resume=resume, runs_key=runs_key(claim_cfg, seeds, trainer))
+                         stream=stream, claim_id=claim.id, resume=resume, runs_key=key, tuning_seeds=tuning_seeds)
         start = time.perf_counter()
-        with checkpointing(enabled=True, resume=resume):
-            measurement = claim.run(cfg.claims[claim.id], ctx)
-        wall = time.perf_counter() - start
+        experiment = f"{claim.run.__module__}.{claim.run.__qualname__}:{key}"
+        if experiment in shared:
+            print(f"[{claim.id}] judging the measurement the earlier claim of this run made (same experiment and "
+                  "config)", file=stream, flush=True)
+            measurement, wall = shared[experiment]
+        else:
+            with checkpointing(enabled=True, resume=resume):
+                measurement = claim.run(cfg.claims[claim.id], ctx)
+            wall = time.perf_counter() - start
+            shared[experiment] = (measurement, wall)
         verdict = claim.judge(measurement.summary)
+        protocol = dict(measurement.protocol or {})
+        if protocol and protocol.get("kind") != "no tuning":  # the shared part plus this claim's test and cap
+            protocol["test"] = claim.test(measurement.summary) if claim.test else protocol.get("test")
+            protocol["cap"] = verdict.cap
         headline = claim.headline(measurement.summary)
         plots = {k: Path(v).resolve().relative_to(out_dir.resolve()).as_posix()
                  for k, v in measurement.plots.items()}
@@ -175,6 +199,9 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
             "seeds": seeds,
             "arms": measurement.arms,
             "summary": measurement.summary,
+            "protocol": protocol or None,
+            "claim_arxiv": claim.arxiv or paper.arxiv,
+            "tuning_seeds": tuning_seeds,
             "headline": headline,
             "verdict": verdict.to_dict(),
             "plots": plots,
@@ -182,7 +209,7 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
             "provenance": provenance(),
         }
         path = write_record(record_path, record)
-        print(f"-> {claim.id}: {verdict.status.upper()} | {headline} | {wall:.0f} s | record {path}",
+        print(f"-> {claim.id}: {verdict.label.upper()} | {headline} | {wall:.0f} s | record {path}",
               file=stream, flush=True)
         for reason in verdict.reasons:
             print(f"   {reason}", file=stream, flush=True)

@@ -18,11 +18,12 @@ class RunContext:
 
     out_dir: Path
     preset: str
-    seeds: list[int]
+    seeds: list[int]  # eval seeds: they measure the chosen configurations
     trainer: dict[str, Any] = field(default_factory=dict)  # Lightning Trainer overrides from the preset
     stream: TextIO | None = None  # None: sys.stderr at the time of writing
     claim_id: str = ""
     resume: bool = False  # reuse finished runs found under runs_dir (reproduce --resume)
+    tuning_seeds: list[int] = field(default_factory=list)  # choose hyperparameters; disjoint from ``seeds``
     runs_key: str = ""  # names runs_dir; the runner derives it from the claim's config, so a changed config
     #                     never reuses another config's runs (and two claims sharing one sweep share them)
 

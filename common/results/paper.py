@@ -18,6 +18,7 @@ class Measurement:
     arms: dict[str, Any]
     summary: dict[str, Any]
     plots: dict[str, str] = field(default_factory=dict)  # name -> path of a PNG written by the run
+    protocol: dict[str, Any] | None = None  # the tuning-and-evidence object (common.results.protocol)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Claim:
     judge: Callable[[Mapping[str, Any]], Verdict]
     headline: Callable[[Mapping[str, Any]], str]
     tolerances: Mapping[str, float] = field(default_factory=dict)
+    arxiv: str = ""  # the paper this claim is about, where a package holds several papers
+    test: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None  # the protocol record's test object
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,23 @@
-"""LR-grid sweeps shared by every paper: each arm gets the same grid (spec "Tuning" convention).
+"""Sweeps shared by every paper, run through the protocol (``common.results.protocol``).
 
-Every (arm, lr, seed) result is saved under the claim's runs folder as it finishes (``RunContext.cached``), so
+Every (arm, value, seed) result is saved under the claim's runs folder as it finishes (``RunContext.cached``), so
 ``reproduce --resume`` reruns only what a killed run had not finished."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.results.context import RunContext
+from common.results.protocol import ArmEval, ArmTuning, Protocol, evaluate_arm, finite, tune_arm
 
-RunFn = Callable[[str, float, int, str], dict[str, Any]]  # (arm, lr, seed, progress label) -> result
-Score = Callable[[dict[str, Any]], float | None]  # lower is better; None = failed run
+RunFn = Callable[[str, float, int, str], dict[str, Any]]  # (arm, value, seed, progress label) -> result
+Metric = Callable[[dict[str, Any]], float | None]  # the claim's end-of-schedule metric; None = diverged
 
 
 def full_grid(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float], run: RunFn) -> list[dict[str, Any]]:
-    """Every (arm, lr, seed): the design when the claim is about sensitivity across the grid."""
+    """Every (arm, lr, eval seed): for measurements across a whole grid that involve no choice."""
     jobs = [(a, float(lr), s) for a in arms for lr in lrs for s in ctx.seeds]
     out = []
     for i, (arm, lr, seed) in enumerate(jobs, 1):
@@ -26,38 +27,84 @@ def full_grid(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float], run: R
     return out
 
 
-def tune_then_seed(ctx: RunContext, arms: Sequence[str], lrs: Sequence[float] | Mapping[str, Sequence[float]],
-                   run: RunFn, score: Score) -> tuple[list[dict[str, Any]], dict[str, float | None]]:
-    """Sweep the grid on the first seed, then rerun each arm's best LR on the remaining seeds.
-    ``lrs`` is one grid for every arm, or a grid per arm (same x-offsets for another family).
-    Returns all runs and the chosen LR per arm (None when every LR failed)."""
-    grids = {a: list(lrs[a]) for a in arms} if isinstance(lrs, Mapping) else {a: list(lrs) for a in arms}
-    first, rest = ctx.seeds[0], ctx.seeds[1:]
-    total = sum(len(g) for g in grids.values()) + len(arms) * len(rest)
-    out: list[dict[str, Any]] = []
-    best: dict[str, float | None] = {}
-    i = 0
+@dataclass
+class SweepResult:
+    """Every run of a protocol sweep (tuning and eval, each tagged with its phase) and the protocol object."""
+
+    runs: list[dict[str, Any]]
+    protocol: Protocol
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tuning(self, arm: str) -> ArmTuning:
+        return self.protocol.arms[arm]
+
+    def eval(self, arm: str) -> ArmEval:
+        return self.protocol.evals[arm]
+
+    def chosen(self, arm: str) -> float | None:
+        return self.protocol.arms[arm].chosen
+
+    def eval_runs(self, arm: str) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r["arm"] == arm and r["phase"] == "eval"]
+
+    def grid_runs(self, arm: str) -> list[dict[str, Any]]:
+        return [r for r in self.runs if r["arm"] == arm and r["phase"] == "tune"]
+
+
+class _Runner:
+    """Runs (arm, value, seed) once through the context's cache and keeps every result."""
+
+    def __init__(self, ctx: RunContext, run: RunFn, metric: Metric, knob: str) -> None:
+        self.ctx, self.run, self.metric, self.knob = ctx, run, metric, knob
+        self.runs: list[dict[str, Any]] = []
+        self.count = 0
+
+    def point(self, arm: str, phase: str, key_prefix: str = "") -> Callable[[float, int], float | None]:
+        def go(value: float, seed: int) -> float | None:
+            self.count += 1
+            label = (f"{self.ctx.claim_id} run {self.count} ({phase}) {arm} {self.knob}={value:g} seed {seed}"
+                     if self.ctx.claim_id else f"run {self.count} ({phase}) {arm} {self.knob}={value:g} seed {seed}")
+            key = f"{key_prefix}{arm}-{self.knob}{value:g}-s{seed}"
+            result = self.ctx.cached(key, lambda: self.run(arm, value, seed, label), label)
+            entry = {"arm": arm, self.knob: value, "seed": seed, "phase": phase, **result}
+            if self.knob != "lr":
+                entry.setdefault("lr", value)
+            self.runs.append(entry)
+            m = self.metric(result)
+            return float(m) if finite(m) else None
+        return go
+
+
+def protocol_sweep(ctx: RunContext, arms: Sequence[str], grids: Mapping[str, Sequence[float]], run: RunFn,
+                   metric: Metric, *, metric_name: str = "val loss", knob: str = "lr", max_extensions: int = 2,
+                   key_prefix: str = "") -> SweepResult:
+    """Tune each arm's ``knob`` on the tuning seeds (bracketing with at most ``max_extensions`` steps past each
+    edge, the same rule for every arm), then run each arm's choice on the eval seeds."""
+    runner = _Runner(ctx, run, metric, knob)
+    protocol = Protocol(list(ctx.tuning_seeds), list(ctx.seeds), metric_name)
     for arm in arms:
-        scored = []
-        for lr in grids[arm]:
-            i += 1
-            label = ctx.label(i, total, f"{arm} lr={lr:g} seed {first} (sweep)")
-            r = {"arm": arm, "lr": float(lr), "seed": first,
-                 **ctx.cached(f"{arm}-lr{float(lr):g}-s{first}",
-                              lambda a=arm, x=float(lr), lb=label: run(a, x, first, lb), label)}
-            out.append(r)
-            s = score(r)
-            if s is not None and math.isfinite(s):
-                scored.append((s, float(lr)))
-        best[arm] = min(scored)[1] if scored else None
+        protocol.arms[arm] = tune_arm(arm, grids[arm], ctx.tuning_seeds, runner.point(arm, "tune", key_prefix),
+                                      knob=knob, max_extensions=max_extensions)
+        t = protocol.arms[arm]
+        ctx.say(f"[{ctx.claim_id}] {arm}: {knob} {t.chosen} chosen over {t.grid} "
+                f"({'bracketed' if t.bracketed else 'NOT bracketed'}; extensions {t.extensions})")
     for arm in arms:
-        lr = best[arm]
-        for seed in rest:
-            i += 1
-            if lr is None:
-                continue
-            label = ctx.label(i, total, f"{arm} lr={lr:g} seed {seed} (best lr)")
-            out.append({"arm": arm, "lr": lr, "seed": seed,
-                        **ctx.cached(f"{arm}-lr{lr:g}-s{seed}",
-                                     lambda a=arm, x=lr, s=seed, lb=label: run(a, x, s, lb), label)})
-    return out, best
+        protocol.evals[arm] = evaluate_arm(arm, protocol.arms[arm].chosen, ctx.seeds,
+                                           runner.point(arm, "eval", key_prefix))
+    return SweepResult(runner.runs, protocol)
+
+
+def run_at(ctx: RunContext, arm: str, value: float, seeds: Sequence[int], run: RunFn, metric: Metric, *,
+           phase: str, key_prefix: str, knob: str = "lr") -> tuple[ArmEval, list[dict[str, Any]]]:
+    """One arm at one value on the given seeds (e.g. a step claim's f*T runs), kept apart by ``key_prefix``."""
+    runner = _Runner(ctx, run, metric, knob)
+    ev = evaluate_arm(arm, value, seeds, runner.point(arm, phase, key_prefix))
+    return ev, runner.runs
+
+
+def arm_summary(sweep: SweepResult, arm: str) -> dict[str, Any]:
+    """What a judge needs of one tuned arm: the choice, whether it is bracketed, and its eval metrics."""
+    t, e = sweep.tuning(arm), sweep.eval(arm)
+    return {"lr": t.chosen, "bracketed": t.bracketed, "unbracketed_edge": t.unbracketed_edge,
+            "extensions": dict(t.extensions), "grid": {f"{v:g}": t.score(v) for v in t.grid},
+            "finals": list(e.metrics), "mean": e.mean, "sd": e.sd, "se": e.se, "diverged": e.diverged, "n": e.n}

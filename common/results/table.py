@@ -43,7 +43,10 @@ def claim_entries(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]
             "metric": claim.metric, "rule": claim.rule,
             "headline": claim.headline(rec["summary"]), "preset": rec["preset"], "seeds": list(rec.get("seeds", [])),
             "wall_min": rec.get("wall_s", 0) / 60, "verdict": rec["verdict"]["status"],
-            "badge": _BADGE.get(rec["verdict"]["status"], rec["verdict"]["status"]),
+            "cap": rec["verdict"].get("cap"),
+            "badge": _BADGE.get(rec["verdict"]["status"], rec["verdict"]["status"])
+            + (f" ({rec['verdict']['cap']})" if rec["verdict"].get("cap") else ""),
+            "arxiv": claim.arxiv, "protocol": rec.get("protocol"),
             "reasons": list(rec["verdict"].get("reasons", [])),
             "record": _rel(path, link_from), "config": _rel(config, link_from),
             "plots": {name: _rel(path.parent / plot, link_from) for name, plot in sorted(rec.get("plots", {}).items())},
@@ -62,7 +65,8 @@ def claim_rows(paper: Paper, records: Sequence[tuple[Path, Mapping[str, Any]]], 
         ours = f"{e['headline']} ({e['preset']}, seeds {','.join(map(str, e['seeds']))}; {e['wall_min']:.1f} min)"
         rows.append("| " + " | ".join([
             _cell(f"{e['claim'].upper()} {e['title']}"),
-            _cell(f"{e['paper_result']} ({e['source']})"),
+            _cell(f"{e['paper_result']} ({e['source']}"
+                  + (f"; [arXiv:{e['arxiv']}](https://arxiv.org/abs/{e['arxiv']})" if e["arxiv"] else "") + ")"),
             _cell(ours),
             e["badge"],
             " · ".join(links),
