@@ -194,6 +194,43 @@ class PoincareBall(Manifold):
             y = self.projx(self.expmap(x, d * scale, x2))
         return y, (None if vec is None else self.transp(x, y, vec, x2))
 
+    def line(self, x: Tensor, w: Tensor, c: Tensor, x2: Tensor, update: str
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The step ``y = U_x(c w)`` (``c`` one scalar per row), projected, in closed form: ``y = P x + Q w`` with
+        per-row ``P, Q``. Returns ``(P, Q, <x, w>, |w|^2, |y|^2)``; the caller forms y (and transports along it).
+
+        Both updates keep y in the plane of x and w: the retraction is ``x + c w``; the exp map is
+        ``x (+) k w`` with ``k = c tanh(lambda |c w| / 2) / |c w|``, and Möbius addition of two vectors of that
+        plane is a combination of them. Every row-wise quantity then follows from three dot products (|x|^2,
+        <x, w>, |w|^2), so a step reads the (N, d) tensors a few times instead of once per formula term.
+        """
+        xw = torch.linalg.vecdot(x, w).unsqueeze(-1)
+        ww = torch.linalg.vecdot(w, w).unsqueeze(-1)
+        if update == "retraction":
+            p, q = torch.ones_like(c), c
+        else:
+            un = (c.abs() * ww.sqrt()).clamp_min(_MIN)
+            k = torch.tanh((self.lam(x2) * 0.5 * un).clamp(-_TANH_CLAMP, _TANH_CLAMP)) / un * c
+            den = (1.0 + 2.0 * k * xw + x2 * k * k * ww).clamp_min(_MIN)
+            p, q = (1.0 + 2.0 * k * xw + k * k * ww) / den, (1.0 - x2) * k / den
+        z2 = (p * p * x2 + 2.0 * p * q * xw + q * q * ww).clamp_min(0.0)
+        max_norm = 1.0 - self.eps(x.dtype)
+        norm = z2.sqrt().clamp_min(_MIN)
+        t = torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm))
+        return p * t, q * t, xw, ww, z2 * t * t
+
+    def transport_coefficients(self, x2: Tensor, xw: Tensor, ww: Tensor, p: Tensor, q: Tensor, y2: Tensor
+                               ) -> tuple[Tensor, Tensor]:
+        """For ``y = P x + Q w``: per-row ``(A, B)`` with ``P_{x->y}(w) = A w + B x`` (the gyration formula of
+        :meth:`gyration` with ``a = y``, ``b = -x`` and its dot products written through |x|^2, <x, w>, |w|^2)."""
+        xy = p * x2 + q * xw
+        yw = p * xw + q * ww
+        alpha = -yw * x2 - xw + 2.0 * xy * xw
+        beta = xw * y2 - yw
+        d = (1.0 - 2.0 * xy + x2 * y2).clamp_min(_MIN)
+        rho = (1.0 - y2).clamp_min(_MIN) / (1.0 - x2).clamp_min(_MIN)
+        return rho * (1.0 + 2.0 * alpha * q / d), rho * 2.0 * (alpha * p - beta) / d
+
     def norm(self, x: Tensor, u: Tensor) -> Tensor:
         """|u|_x per row (keepdim)."""
         return self.lam(self.rows_sq(x)) * u.norm(dim=-1, keepdim=True)

@@ -55,7 +55,7 @@ from common.optim.validation import (
     check_weight_decay,
     validate_group,
 )
-from papers.riemannian_adam.manifolds import MANIFOLDS, Manifold, manifold_by_name, manifold_of
+from papers.riemannian_adam.manifolds import _MIN, MANIFOLDS, Manifold, PoincareBall, manifold_by_name, manifold_of
 
 __all__ = ["SEMANTICS", "RiemannianAdagrad", "RiemannianAdam", "RiemannianSGD"]
 
@@ -103,6 +103,9 @@ class _Riemannian(CheckedOptimizer):
 
     _checks: dict[str, Check] = COMMON_CHECKS
     _buffers: tuple[str, ...] = ()
+    # Ball factors take a closed-form step (fewer passes over the table); tests set False to compare with the
+    # generic rule, which follows the formulas term by term. Never set it outside tests.
+    _fused: bool = True
 
     @classmethod
     def _validate(cls, group: dict[str, Any]) -> dict[str, Any]:
@@ -307,6 +310,8 @@ class RiemannianAdam(_Riemannian):
         factor, update = group["adaptivity"] == "factor", group["update"]
         bc1, bc2 = (1 - beta1**step, 1 - beta2**step) if group["bias_correction"] else (1.0, 1.0)
         i_max = index.get("max_exp_avg_sq")
+        if self._fused and isinstance(man, PoincareBall) and factor:
+            return self._ball_rule(man, lr, beta1, beta2, eps, wd, bc1, bc2, update, i_max)
 
         def rule(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
             m, v = bufs[0], bufs[1]
@@ -324,6 +329,38 @@ class RiemannianAdam(_Riemannian):
             y, m_new = man.move(x, direction, -lr, x2, update, m)
             if m_new is not m:
                 m.copy_(m_new)
+            return y
+
+        return rule
+
+
+    @staticmethod
+    def _ball_rule(man: PoincareBall, lr: float, beta1: float, beta2: float, eps: float, wd: float, bc1: float,
+                   bc2: float, update: str, i_max: int | None) -> Callable[[Tensor, Tensor, Sequence[Tensor]], Tensor]:
+        """The same step as the generic rule for ball factors, with every row-wise term from four dot products
+        (|x|^2, |g|^2, <x, m>, |m|^2): r = g / lambda^2 is never formed, and the move and the transport of m are
+        per-row combinations of x and m (:meth:`PoincareBall.line`). Equal to the generic rule to rounding."""
+
+        def rule(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
+            m, v = bufs[0], bufs[1]
+            if wd:
+                g = g.add(x, alpha=wd)
+            x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+            half = (1.0 - x2).clamp_min(_MIN) * 0.5
+            s2 = half * half  # 1 / lambda_x^2
+            m.mul_(beta1).addcmul_(g, s2, value=1 - beta1)  # r = g / lambda^2
+            v.mul_(beta2).add_(s2 * torch.linalg.vecdot(g, g).unsqueeze(-1), alpha=1 - beta2)  # <r, r>_x
+            if i_max is not None:
+                torch.maximum(bufs[i_max], v, out=bufs[i_max])
+                v = bufs[i_max]
+            denom = (v / bc2).sqrt_().add_(eps) if bc2 != 1.0 else v.sqrt().add_(eps)
+            c = -lr / (bc1 * denom)
+            if eps == 0:
+                c = torch.where(denom > 0, c, torch.zeros((), dtype=c.dtype, device=c.device))
+            p, q, xm, mm, y2 = man.line(x, m, c, x2, update)
+            a, b = man.transport_coefficients(x2, xm, mm, p, q, y2)
+            y = torch.addcmul(x * p, m, q)
+            m.mul_(a).addcmul_(x, b)
             return y
 
         return rule
@@ -363,6 +400,19 @@ class RiemannianAdagrad(_Riemannian):
               ) -> Callable[[Tensor, Tensor, Sequence[Tensor]], Tensor]:
         lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
         factor, update = group["adaptivity"] == "factor", group["update"]
+        if self._fused and isinstance(man, PoincareBall) and factor:
+            def ball(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
+                if wd:
+                    g = g.add(x, alpha=wd)
+                x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+                s2 = ((1.0 - x2).clamp_min(_MIN) * 0.5) ** 2
+                acc = bufs[0].add_(s2 * torch.linalg.vecdot(g, g).unsqueeze(-1))  # <r, r>_x = |g|^2 / lambda^2
+                denom = acc.sqrt().add_(eps)
+                c = _safe_div(-lr * s2, denom, eps)  # u = c g
+                p, q = man.line(x, g, c, x2, update)[:2]
+                return torch.addcmul(x * p, g, q)
+
+            return ball
 
         def rule(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
             acc = bufs[0]
@@ -420,6 +470,16 @@ class RiemannianSGD(_Riemannian):
         lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
         damp, nesterov, update = group["dampening"], group["nesterov"], group["update"]
         i_buf = index.get("momentum_buffer")
+        if self._fused and isinstance(man, PoincareBall) and i_buf is None:
+            def ball(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
+                if wd:
+                    g = g.add(x, alpha=wd)
+                x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+                c = ((1.0 - x2).clamp_min(_MIN) * 0.5) ** 2 * -lr  # u = -lr g / lambda^2 = c g
+                p, q = man.line(x, g, c, x2, update)[:2]
+                return torch.addcmul(x * p, g, q)
+
+            return ball
 
         def rule(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
             if wd:

@@ -417,3 +417,31 @@ def test_fuzz_every_option_keeps_points_in_the_ball_and_state_finite(case):
         assert float(p.detach().double().norm(dim=-1).max()) <= 1 - BALL_EPS[dtype] + 1e-6
     for value in opt.state[p].values():
         assert not isinstance(value, torch.Tensor) or torch.isfinite(value).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: RiemannianAdam(p, lr=0.05, weight_decay=0.1), lambda p: RiemannianAdam(p, lr=0.05, amsgrad=True,
+                                                                                      update="expmap"),
+    lambda p: RiemannianAdam(p, lr=0.05, semantics="paper", lazy=True), lambda p: RiemannianAdam(p, lr=3.0),
+    lambda p: RiemannianAdagrad(p, lr=0.5, update="expmap", weight_decay=0.1), lambda p: RiemannianAdagrad(p, eps=0.0),
+    lambda p: RiemannianSGD(p, lr=0.5), lambda p: RiemannianSGD(p, lr=30.0, update="expmap", weight_decay=0.1),
+], ids=["adam", "amsgrad-exp", "paper-lazy", "adam-lr3", "adagrad-exp", "adagrad-eps0", "sgd", "sgd-exp-lr30"])
+def test_the_closed_form_ball_step_equals_the_term_by_term_rule(make, monkeypatch):
+    """Ball factors take the closed-form step of PoincareBall.line; the generic rule (one formula at a time, as
+    geoopt) must agree, including at the clip radius (lr 3 and 30 push rows there)."""
+    fused, plain = _param((9, 4), 0.9), _param((9, 4), 0.9)
+    of = make([fused])
+    monkeypatch.setattr(type(of), "_fused", False)
+    op = make([plain])
+    for t in range(25):
+        g = _grad((9, 4), 50 + t)
+        g[t % 9] = 0.0
+        fused.grad, plain.grad = g.clone(), g.clone()
+        monkeypatch.setattr(type(of), "_fused", True)
+        of.step()
+        monkeypatch.setattr(type(of), "_fused", False)
+        op.step()
+    torch.testing.assert_close(fused, plain, rtol=1e-9, atol=1e-12)
+    for key, value in op.state[plain].items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(of.state[fused][key], value, rtol=1e-6, atol=1e-12)
