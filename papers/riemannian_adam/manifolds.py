@@ -125,7 +125,7 @@ class PoincareBall(Manifold):
         return BALL_EPS.get(dtype, 4e-3)
 
     def rows_sq(self, x: Tensor) -> Tensor:
-        return (x * x).sum(-1, keepdim=True)
+        return rowdot(x, x)
 
     @staticmethod
     def lam(x2: Tensor) -> Tensor:
@@ -204,8 +204,8 @@ class PoincareBall(Manifold):
         plane is a combination of them. Every row-wise quantity then follows from three dot products (|x|^2,
         <x, w>, |w|^2), so a step reads the (N, d) tensors a few times instead of once per formula term.
         """
-        xw = torch.linalg.vecdot(x, w).unsqueeze(-1)
-        ww = torch.linalg.vecdot(w, w).unsqueeze(-1)
+        xw = rowdot(x, w)
+        ww = rowdot(w, w)
         if update == "retraction":
             p, q = torch.ones_like(c), c
         else:
@@ -218,6 +218,17 @@ class PoincareBall(Manifold):
         norm = z2.sqrt().clamp_min(_MIN)
         t = torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm))
         return p * t, q * t, xw, ww, z2 * t * t
+
+    def step_along(self, x: Tensor, w: Tensor, c: Tensor, x2: Tensor, update: str) -> Tensor:
+        """``U_x(c w)`` projected, without transport (RSGD, RADAGRAD): the retraction forms x + c w and clips it;
+        the exp map goes through :meth:`line`."""
+        if update == "retraction":
+            z = torch.addcmul(x, w, c)
+            norm = rowdot(z, z).sqrt_().clamp_min_(_MIN)
+            max_norm = 1.0 - self.eps(x.dtype)
+            return z.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
+        p, q = self.line(x, w, c, x2, update)[:2]
+        return (x * p).addcmul_(w, q)
 
     def transport_coefficients(self, x2: Tensor, xw: Tensor, ww: Tensor, p: Tensor, q: Tensor, y2: Tensor
                                ) -> tuple[Tensor, Tensor]:
@@ -237,6 +248,13 @@ class PoincareBall(Manifold):
 
     def dist(self, x: Tensor, y: Tensor) -> Tensor:
         return ball_distance(x, y)
+
+
+def rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-row dot product, shape (..., 1). A matrix product with a column of ones: on CPU several times faster than
+    ``(a * b).sum(-1)`` or ``vecdot`` when rows are short (d = 5), where a reduction over the last dim is slow."""
+    prod = a * b
+    return prod @ torch.ones(prod.shape[-1], 1, dtype=prod.dtype, device=prod.device)
 
 
 def ball_distance(x: Tensor, y: Tensor) -> Tensor:

@@ -55,7 +55,15 @@ from common.optim.validation import (
     check_weight_decay,
     validate_group,
 )
-from papers.riemannian_adam.manifolds import _MIN, MANIFOLDS, Manifold, PoincareBall, manifold_by_name, manifold_of
+from papers.riemannian_adam.manifolds import (
+    _MIN,
+    MANIFOLDS,
+    Manifold,
+    PoincareBall,
+    manifold_by_name,
+    manifold_of,
+    rowdot,
+)
 
 __all__ = ["SEMANTICS", "RiemannianAdagrad", "RiemannianAdam", "RiemannianSGD"]
 
@@ -345,11 +353,11 @@ class RiemannianAdam(_Riemannian):
             m, v = bufs[0], bufs[1]
             if wd:
                 g = g.add(x, alpha=wd)
-            x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+            x2 = rowdot(x, x)
             half = (1.0 - x2).clamp_min(_MIN) * 0.5
             s2 = half * half  # 1 / lambda_x^2
             m.mul_(beta1).addcmul_(g, s2, value=1 - beta1)  # r = g / lambda^2
-            v.mul_(beta2).add_(s2 * torch.linalg.vecdot(g, g).unsqueeze(-1), alpha=1 - beta2)  # <r, r>_x
+            v.mul_(beta2).add_(s2 * rowdot(g, g), alpha=1 - beta2)  # <r, r>_x
             if i_max is not None:
                 torch.maximum(bufs[i_max], v, out=bufs[i_max])
                 v = bufs[i_max]
@@ -359,7 +367,7 @@ class RiemannianAdam(_Riemannian):
                 c = torch.where(denom > 0, c, torch.zeros((), dtype=c.dtype, device=c.device))
             p, q, xm, mm, y2 = man.line(x, m, c, x2, update)
             a, b = man.transport_coefficients(x2, xm, mm, p, q, y2)
-            y = torch.addcmul(x * p, m, q)
+            y = (x * p).addcmul_(m, q)
             m.mul_(a).addcmul_(x, b)
             return y
 
@@ -404,13 +412,12 @@ class RiemannianAdagrad(_Riemannian):
             def ball(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
                 if wd:
                     g = g.add(x, alpha=wd)
-                x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+                x2 = rowdot(x, x)
                 s2 = ((1.0 - x2).clamp_min(_MIN) * 0.5) ** 2
-                acc = bufs[0].add_(s2 * torch.linalg.vecdot(g, g).unsqueeze(-1))  # <r, r>_x = |g|^2 / lambda^2
+                acc = bufs[0].add_(s2 * rowdot(g, g))  # <r, r>_x = |g|^2 / lambda^2
                 denom = acc.sqrt().add_(eps)
                 c = _safe_div(-lr * s2, denom, eps)  # u = c g
-                p, q = man.line(x, g, c, x2, update)[:2]
-                return torch.addcmul(x * p, g, q)
+                return man.step_along(x, g, c, x2, update)
 
             return ball
 
@@ -474,10 +481,9 @@ class RiemannianSGD(_Riemannian):
             def ball(x: Tensor, g: Tensor, bufs: Sequence[Tensor]) -> Tensor:
                 if wd:
                     g = g.add(x, alpha=wd)
-                x2 = torch.linalg.vecdot(x, x).unsqueeze(-1)
+                x2 = rowdot(x, x)
                 c = ((1.0 - x2).clamp_min(_MIN) * 0.5) ** 2 * -lr  # u = -lr g / lambda^2 = c g
-                p, q = man.line(x, g, c, x2, update)[:2]
-                return torch.addcmul(x * p, g, q)
+                return man.step_along(x, g, c, x2, update)
 
             return ball
 
