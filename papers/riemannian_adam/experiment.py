@@ -34,7 +34,8 @@ from common.optim.arms import require
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_lr_sweep
-from common.results.sweep import SweepResult, arm_summary, protocol_sweep
+from common.results.protocol import Protocol, evaluate_arm, tune_arm
+from common.results.sweep import SweepResult, arm_summary
 from papers.riemannian_adam.embedding import NegativeSampler, closure_loss, poincare_loss, reconstruction
 from papers.riemannian_adam.manifolds import PoincareBall, tag_manifold
 from papers.riemannian_adam.optim import RiemannianAdagrad, RiemannianAdam, RiemannianSGD
@@ -276,6 +277,71 @@ def _section(sweep: SweepResult, arms: list[str], ctx: RunContext, negate: bool)
     return out
 
 
+def _pool_run(task: tuple[str, float, int]) -> tuple[tuple[str, float, int], dict[str, Any]]:
+    """A worker's job: one run of the experiment the parent set up before forking."""
+    torch.set_num_threads(int(_SHARED.cfg.threads))
+    return task, _SHARED.train_arm(*task, label=f"{task[0]} lr={task[1]:g} seed {task[2]} (worker)")
+
+
+def _pool_burnin(task: tuple[int, int]) -> tuple[tuple[int, int], torch.Tensor]:
+    torch.set_num_threads(int(_SHARED.cfg.threads))
+    return task, _SHARED.burnin(*task)
+
+
+_SHARED: Embeddings = None  # type: ignore[assignment]  # the experiment forked workers inherit
+
+
+def _prefetch(exp: Embeddings, tasks: list[tuple[str, float, int]], workers: int) -> None:
+    """Run the tasks not yet done in ``workers`` forked processes (results land in ``exp``'s memo); with one worker,
+    nothing happens here and the sweeps run every job in order. Results are identical either way: a run depends on
+    its (arm, lr, seed) only."""
+    todo = sorted({t for t in tasks if t not in exp.results})
+    if workers <= 1 or len(todo) < 2:
+        return
+    import multiprocessing as mp
+
+    global _SHARED
+    _SHARED = exp
+    seeds = sorted({(s, int(exp.cfg.dim)) for _, _, s in todo} - exp.burnins.keys())
+    with mp.get_context("fork").Pool(min(workers, max(len(seeds), 1))) as pool:
+        for key, emb in pool.imap_unordered(_pool_burnin, seeds):
+            exp.burnins[key] = emb
+    with mp.get_context("fork").Pool(min(workers, len(todo))) as pool:
+        for key, result in pool.imap_unordered(_pool_run, todo):
+            exp.results[key] = result
+
+
+def _sweep(ctx: RunContext, exp: Embeddings, arms: list[str], grids: Mapping[str, list[float]], metric: Any,
+           name: str, prefix: str, workers: int) -> SweepResult:
+    """The protocol (common.results.protocol): tune every arm on the tuning seeds (bracketing with extensions),
+    then run each arm's choice on the eval seeds; with workers > 1 the grid and the eval runs are computed in
+    parallel beforehand. Every run is saved under the claim's runs folder (``reproduce --resume``)."""
+    runs: list[dict[str, Any]] = []
+
+    def point(arm: str, phase: str) -> Any:
+        def go(value: float, seed: int) -> float | None:
+            label = f"{ctx.claim_id} ({phase}, {name}) {arm} lr={value:g} seed {seed}"
+            result = ctx.cached(f"{prefix}{arm}-lr{value:g}-s{seed}", lambda: exp.train_arm(arm, value, seed, label),
+                                label)
+            runs.append({"arm": arm, "lr": value, "seed": seed, "phase": phase, **result})
+            m = metric(result)
+            return float(m) if m is not None and math.isfinite(m) else None
+        return go
+
+    _prefetch(exp, [(a, lr, s) for a in arms for lr in grids[a] for s in ctx.tuning_seeds], workers)
+    protocol = Protocol(list(ctx.tuning_seeds), list(ctx.seeds), name)
+    for arm in arms:
+        t = protocol.arms[arm] = tune_arm(arm, grids[arm], ctx.tuning_seeds, point(arm, "tune"),
+                                          max_extensions=int(exp.cfg.max_extensions))
+        ctx.say(f"[{ctx.claim_id}] {name}: {arm} lr {t.chosen} chosen over {t.grid} "
+                f"({'bracketed' if t.bracketed else 'NOT bracketed'}; extensions {t.extensions})")
+    _prefetch(exp, [(a, protocol.arms[a].chosen, s) for a in arms if protocol.arms[a].chosen is not None
+                    for s in ctx.seeds], workers)
+    for arm in arms:
+        protocol.evals[arm] = evaluate_arm(arm, protocol.arms[arm].chosen, ctx.seeds, point(arm, "eval"))
+    return SweepResult(runs, protocol)
+
+
 def run_embedding(cfg: Any, ctx: RunContext) -> Measurement:
     """Both sweeps (R1 by loss, R2 by MAP) over shared runs, the summaries, plots and the protocol object."""
     threads = torch.get_num_threads()
@@ -284,12 +350,11 @@ def run_embedding(cfg: Any, ctx: RunContext) -> Measurement:
         exp = Embeddings(cfg, ctx)
         arms = list(cfg.arms)
         grids = {a: [float(x) for x in cfg.arms[a].grid] for a in arms}
+        workers = int(cfg.get("workers", 1))
         ctx.say(f"[{ctx.claim_id}] {cfg.data.hierarchy}: {exp.h.n} nodes, {len(exp.h.edges)} closure edges; "
-                f"setting {exp.update}; arms {arms}")
-        by_loss = protocol_sweep(ctx, arms, grids, exp.train_arm, _loss_metric, metric_name="full-closure train loss",
-                                 max_extensions=int(cfg.max_extensions), key_prefix="loss-")
-        by_map = protocol_sweep(ctx, arms, grids, exp.train_arm, _map_metric, metric_name="negative MAP",
-                                max_extensions=int(cfg.max_extensions), key_prefix="map-")
+                f"setting {exp.update}; arms {arms}; {workers} worker(s)")
+        by_loss = _sweep(ctx, exp, arms, grids, _loss_metric, "full-closure train loss", "loss-", workers)
+        by_map = _sweep(ctx, exp, arms, grids, _map_metric, "negative MAP", "map-", workers)
         summary: dict[str, Any] = {
             "hierarchy": str(cfg.data.hierarchy), "nodes": exp.h.n, "edges": len(exp.h.edges),
             "setting": exp.update, "epochs": int(cfg.epochs), "judged": list(cfg.judged),
@@ -300,7 +365,7 @@ def run_embedding(cfg: Any, ctx: RunContext) -> Measurement:
         protocol["selection"] = ("R1: mean final full-closure train loss over tuning seeds; R2: mean final MAP over "
                                  "tuning seeds (the runs are shared)")
         protocol["arms_r2"] = by_map.protocol.to_record()["arms"]
-        runs = {"loss_sweep": by_loss.runs, "map_sweep": [r for r in by_map.runs if r.get("phase")]}
+        runs = {"loss_sweep": by_loss.runs, "map_sweep": by_map.runs}
         return Measurement(arms=runs, summary=summary, plots=plots, protocol=protocol)
     finally:
         torch.set_num_threads(threads)

@@ -39,3 +39,20 @@ def test_both_claims_judge_one_measurement_with_their_own_selection(smoke_run):
     assert set(r1["plots"]) == {"loss_curves", "map_curves", "lr_sweep", "disk"}
     # one tuning and one eval seed: the protocol caps both verdicts
     assert r1["verdict"]["status"] == r2["verdict"]["status"] == "inconclusive"
+
+
+def test_two_worker_processes_give_the_serial_results(smoke_run, tmp_path):
+    from reproduce.cli import main
+
+    assert main(["riemannian_adam", "r1", "--preset", "smoke", "--out", str(tmp_path), "claims.r1.workers=2",
+                 "claims.r1.disk=null"]) == 0
+    serial = load_record(smoke_run("riemannian_adam") / "r1.json")
+    parallel = load_record(tmp_path / "r1.json")
+    key = ("arm", "lr", "seed", "phase")
+
+    def finals(rec):
+        return sorted((tuple(r[k] for k in key), r["final_train_loss"], r["final_map"])
+                      for r in rec["arms"]["loss_sweep"])
+
+    assert finals(parallel) == finals(serial)
+    assert parallel["summary"]["r1"] == serial["summary"]["r1"]
