@@ -445,3 +445,20 @@ def test_the_closed_form_ball_step_equals_the_term_by_term_rule(make, monkeypatc
     for key, value in op.state[plain].items():
         if isinstance(value, torch.Tensor):
             torch.testing.assert_close(of.state[fused][key], value, rtol=1e-6, atol=1e-12)
+
+
+def test_lazy_amsgrad_keeps_the_max_of_the_raw_second_moment():
+    """geoopt's SparseRiemannianAdam writes sqrt(v_hat / (1 - b2^t)) into the max; ours keeps max(raw v)."""
+    p = _param((5, 3))
+    opt = RiemannianAdam([p], lr=0.01, betas=(0.9, 0.5), amsgrad=True, lazy=True)
+    running = torch.zeros(5, 1, dtype=F64)
+    for t in range(12):
+        g = _grad((5, 3), 200 + t) * 0.7**t
+        g[t % 5] = 0.0
+        p.grad = g
+        opt.step()
+        v = opt.state[p]["exp_avg_sq"]
+        touched = g.ne(0).any(-1, keepdim=True)
+        running = torch.where(touched, torch.maximum(running, v), running)
+        torch.testing.assert_close(opt.state[p]["max_exp_avg_sq"], running, rtol=0, atol=0)
+    assert (running > v * 1.5).any()  # the max is exercised
