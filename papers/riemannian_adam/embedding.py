@@ -52,28 +52,34 @@ class NegativeSampler:
         return np.minimum(np.searchsorted(self.cdf, self.rng.random(shape), side="right"), self.h.n - 1)
 
     def _bad(self, w: np.ndarray, v: np.ndarray, everyone: np.ndarray) -> np.ndarray:
-        bad = w == v[:, None]
+        """Elementwise for flat arrays of candidates ``w`` for ancestors ``v``: is w = v, or (unless v's negatives
+        may be anything) a descendant of v."""
+        bad = w == v
         corrupt = ~everyone
         if corrupt.any():
-            bad[corrupt] |= self.h.is_edge(w[corrupt], v[corrupt, None])
+            bad[corrupt] |= self.h.is_edge(w[corrupt], v[corrupt])
         return bad
 
     def sample(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """(B, K) negatives for the positives (u, v)."""
         v = np.asarray(v, dtype=np.int64)
+        b, k = len(v), self.k
         everyone = self.allowed_mass[v] <= 1e-12  # v is an ancestor of every other node: any node but v
-        out = self._draw((len(v), self.k))
         exact = (self.allowed_mass[v] < EXACT_BELOW) & ~everyone
-        bad = self._bad(out, v, everyone)
-        bad[exact] = True
-        rows = ~exact
-        for _ in range(MAX_ROUNDS):
-            redo = bad & rows[:, None]
-            if not redo.any():
+        out = self._draw((b, k))
+        flat = out.reshape(-1)
+        vv, ev = np.repeat(v, k), np.repeat(everyone, k)
+        todo = np.flatnonzero(self._bad(flat, vv, ev) & ~np.repeat(exact, k))
+        for _ in range(MAX_ROUNDS):  # redraw only the rejected entries
+            if not len(todo):
                 break
-            out[redo] = self._draw((int(redo.sum()),))
-            bad[redo] = self._bad(out, v, everyone)[redo]
-        for i in np.flatnonzero(bad.any(axis=1)):  # rows rejection did not finish: sample the allowed set exactly
+            flat[todo] = self._draw((len(todo),))
+            todo = todo[self._bad(flat[todo], vv[todo], ev[todo])]
+        left = np.zeros(b * k, dtype=bool)
+        left[todo] = True
+        left |= np.repeat(exact, k)
+        left = left.reshape(b, k)
+        for i in np.flatnonzero(left.any(axis=1)):  # rows rejection did not finish: sample the allowed set exactly
             allowed = np.ones(self.h.n, dtype=bool)
             allowed[int(v[i])] = False
             if not everyone[i]:
@@ -82,7 +88,7 @@ class NegativeSampler:
                 raise ValueError("the hierarchy has no node to draw a negative from")
             p = self.p * allowed
             p = p / p.sum() if p.sum() > 0 else allowed / allowed.sum()
-            out[i, bad[i]] = self.rng.choice(self.h.n, size=int(bad[i].sum()), p=p)
+            out[i, left[i]] = self.rng.choice(self.h.n, size=int(left[i].sum()), p=p)
         return out
 
 
