@@ -285,7 +285,11 @@ def manifold_by_name(name: object, arg: str = "manifold") -> Manifold:
 
 
 def tag_manifold(p: Tensor, manifold: Manifold | str) -> Tensor:
-    """Mark ``p`` as a point of ``manifold`` (checked: a ball parameter must lie inside the ball) and return it."""
+    """Mark ``p`` as a point of ``manifold`` (checked: a ball parameter must lie inside the ball) and return it.
+
+    The tag is an attribute of the tensor object: it survives ``module.to(...)``/``.double()`` and ``torch.save``, but
+    ``copy.deepcopy`` of an ``nn.Parameter`` drops it (torch's ``Parameter.__deepcopy__``). Re-tag copies; an untagged
+    copy makes the optimizers raise, it is never stepped as Euclidean."""
     m = manifold_by_name(manifold)
     m.check_param(p, "tag_manifold")
     p.manifold = m  # type: ignore[attr-defined]

@@ -462,3 +462,17 @@ def test_lazy_amsgrad_keeps_the_max_of_the_raw_second_moment():
         running = torch.where(touched, torch.maximum(running, v), running)
         torch.testing.assert_close(opt.state[p]["max_exp_avg_sq"], running, rtol=0, atol=0)
     assert (running > v * 1.5).any()  # the max is exercised
+
+
+def test_a_deep_copy_loses_the_tag_and_the_optimizer_says_so():
+    import copy
+
+    p = _param()
+    q = copy.deepcopy(p)  # torch's Parameter.__deepcopy__ keeps data, not attributes
+    assert manifold_of(q) is None
+    with pytest.raises(ValueError, match="has no manifold"):
+        RiemannianAdam([q])
+    buffer = io.BytesIO()
+    torch.save(p, buffer)
+    buffer.seek(0)
+    assert manifold_of(torch.load(buffer, weights_only=False)) == PoincareBall()  # a saved tensor keeps it
