@@ -18,6 +18,7 @@ from reproduce.bench_candidates import (
     ADAMW_BYTES,
     BYTES_PER_PARAM,
     OPTIMIZERS,
+    RIEMANNIAN,
     SOAP_IMPLS,
     Candidate,
     alternatives,
@@ -150,7 +151,7 @@ def run_bench(
             family_rows.append(row(cand, times, state, note, base_ms))
             print(f"  {cand.optimizer:11s} {cand.impl:18s} {cand.source:18s} "
                   f"{'-' if times is None else f'{times.median_ms:8.2f} ms'}  {note}", flush=True)  # type: ignore
-        for impl in skipped:
+        for impl in ([] if name in RIEMANNIAN else skipped):  # the Riemannian rules have one implementation
             note = f"{impl} unavailable on {dev.type}" + (" (Triton runs on CUDA)" if impl == "triton" else "")
             family_rows.append(Row(name, impl, "optrepro", None, BYTES_PER_PARAM[name], None, None, None, None, None,
                                    note))

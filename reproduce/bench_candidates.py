@@ -6,6 +6,12 @@ bandwidth bound: AdamW/RAdam/AdaBelief read p, g, m, v and write p, m, v (28 B);
 last_grad, and its per-tensor clip reads g and last_grad once more (44 B); MARS-Lion has no v (36 B); SophiaG reads
 p, g, m, h and writes p, m (24 B); SPAM's spike clip is elementwise (28 B); Stable-SPAM reads g twice more for
 AdaClip's max and AdaGN's norm (36 B). SOAP is matrix work, not bandwidth-bound: no bound.
+
+The Riemannian optimizers (``riemannian-*``) treat every tensor as a product of Poincaré balls (one per row) and are
+timed against geoopt 0.5.1 where it is installed (the ``wordnet-5`` and ``wordnet-10`` shape sets are the paper's
+embedding tables). Their v is one value per row, so a fused RADAM step reads p, g, m and writes p, m (20 B), RSGD
+and RADAGRAD read p, g and write p (12 B). A tensor with a row outside the unit ball cannot be a ball parameter: on
+the GPT shape sets such candidates are reported as failed.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from common.optim.adamw import AdamW
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
+from papers.riemannian_adam import PoincareBall, RiemannianAdagrad, RiemannianAdam, RiemannianSGD, tag_manifold
 from papers.soap import SOAP
 from papers.sophia import SophiaG
 from papers.stable_spam import SPAM, StableSPAM
@@ -32,8 +39,9 @@ __all__ = ["ADAMW_BYTES", "BYTES_PER_PARAM", "OPTIMIZERS", "Candidate", "alterna
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 BYTES_PER_PARAM: dict[str, int | None] = {
     "adamw": 28, "radam": 28, "adabelief": 28, "mars-adamw": 44, "mars-lion": 36, "sophiag": 24, "spam": 28,
-    "stablespam": 36, "soap": None,
+    "stablespam": 36, "soap": None, "riemannian-adam": 20, "riemannian-sgd": 12, "riemannian-adagrad": 12,
 }
+RIEMANNIAN = ("riemannian-adam", "riemannian-sgd", "riemannian-adagrad")
 ADAMW_BYTES = 28
 OPTIMIZERS = tuple(BYTES_PER_PARAM)
 SOAP_IMPLS = ("reference", "batched")
@@ -59,12 +67,34 @@ def _ours(name: str, impl: str) -> Factory:
         "spam": lambda ps: SPAM(ps, lr=1e-3, weight_decay=0.1, impl=impl),
         "stablespam": lambda ps: StableSPAM(ps, lr=1e-3, weight_decay=0.1, total_T=10_000, impl=impl),
         "soap": lambda ps: SOAP(ps, lr=3e-3, precondition_frequency=10, impl=impl),
+        "riemannian-adam": lambda ps: RiemannianAdam(_ball(ps), lr=1e-3),
+        "riemannian-sgd": lambda ps: RiemannianSGD(_ball(ps), lr=1e-3),
+        "riemannian-adagrad": lambda ps: RiemannianAdagrad(_ball(ps), lr=1e-3),
     }
     return makers[name]
 
 
+def _ball(ps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The bench's tensors tagged as Poincaré-ball parameters (rows must lie inside the unit ball)."""
+    return [tag_manifold(p, PoincareBall()) for p in ps]
+
+
+def _geoopt_ball(ps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """geoopt ManifoldParameters sharing the bench's tensors and gradients."""
+    import geoopt
+
+    out = []
+    for p in ps:
+        q = geoopt.ManifoldParameter(p.detach(), manifold=geoopt.PoincareBall())
+        q.grad = p.grad
+        out.append(q)
+    return out
+
+
 def ours(name: str, impls: tuple[str, ...]) -> list[Candidate]:
     """Our optimizer ``name`` in each requested implementation (SOAP: reference and batched)."""
+    if name in RIEMANNIAN:  # one implementation: the closed-form per-row step
+        return [Candidate(name, "dense", "optrepro", _ours(name, "reference"))]
     if name == "soap":
         chosen = [i for i in SOAP_IMPLS if i in impls or (i == "batched" and set(impls) - {"reference"})]
     else:
@@ -111,6 +141,13 @@ def alternatives(name: str) -> list[Candidate]:
         }
         if name in po_makers:
             out.append(Candidate(name, "default", "pytorch-optimizer", po_makers[name]))
+    if name in ("riemannian-adam", "riemannian-sgd") and _installed("geoopt"):
+        import geoopt
+
+        geo: Factory = (  # geoopt writes weight decay into p.grad: keep it 0 so every candidate sees the same grads
+            (lambda ps: geoopt.optim.RiemannianAdam(_geoopt_ball(ps), lr=1e-3)) if name == "riemannian-adam"
+            else (lambda ps: geoopt.optim.RiemannianSGD(_geoopt_ball(ps), lr=1e-3)))
+        out.append(Candidate(name, "PoincareBall", f"geoopt {geoopt.__version__}", geo))
     if name == "adabelief" and _installed("adabelief_pytorch"):
         import adabelief_pytorch
 

@@ -181,8 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--resume", action="store_true", help="continue a killed regression run in --out")
     bench = sub.add_parser("bench", help="time every optimizer step against fused AdamW and the bandwidth bound")
     bench.add_argument("--optimizers", nargs="+", default=None,
-                       help="adamw radam adabelief mars-adamw mars-lion sophiag soap (default: all)")
-    bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148)")
+                       help="adamw radam adabelief mars-adamw mars-lion sophiag soap riemannian-adam riemannian-sgd "
+                       "riemannian-adagrad (default: all)")
+    bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148) | "
+                       "wordnet-5 / wordnet-10 (one 82,115 x d embedding table)")
     bench.add_argument("--impl", nargs="+", default=None,
                        help="reference foreach compiled triton (default: all that run on the device)")
     bench.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default 30)")

@@ -19,6 +19,7 @@ from common.optim.adamw import AdamW
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
 from papers.radam import RAdam
+from papers.riemannian_adam import RiemannianAdagrad, RiemannianAdam, RiemannianSGD
 from papers.rl_variance import ASGLD
 from papers.soap import SOAP, Shampoo
 from papers.sophia import SophiaG, SophiaH
@@ -94,6 +95,16 @@ ZOO: dict[str, ZooEntry] = {
     # SVRG's lr/betas live in its base optimizer; without a snapshot it steps as the base does.
     "SVRG": ZooEntry(SVRG, {"base": lambda q: torch.optim.SGD(q, lr=1e-2, momentum=0.9)}, hyper=()),
     "ClusterMomentum": ZooEntry(ClusterMomentum, {"lr": 1e-2}, hyper=("lr", "weight_decay")),
+    # Riemannian optimizers on untagged (Euclidean) params, which must be declared: manifold="euclidean". eps = 0 is
+    # the paper's rule (a factor whose v is 0 does not move). Ball parameters: tests/unit/test_riemannian_optim.py.
+    "RiemannianAdam": ZooEntry(RiemannianAdam, {"lr": 1e-2, "manifold": "euclidean"}, zero_ok=("eps",),
+                               options={"amsgrad": (False, True), "lazy": (False, True),
+                                        "semantics": ("geoopt", "paper"), "update": ("retraction", "expmap")}),
+    "RiemannianAdagrad": ZooEntry(RiemannianAdagrad, {"lr": 1e-2, "manifold": "euclidean"},
+                                  hyper=("lr", "eps", "weight_decay"), zero_ok=("eps",),
+                                  options={"lazy": (False, True)}),
+    "RiemannianSGD": ZooEntry(RiemannianSGD, {"lr": 1e-2, "manifold": "euclidean", "momentum": 0.9},
+                              hyper=("lr", "weight_decay"), options={"nesterov": (False, True)}),
 }
 
 # Exported optimizers the generic step loops cannot drive, each with the reason and where its own checks live.

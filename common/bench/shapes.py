@@ -20,6 +20,9 @@ SHAPE_SETS: dict[str, list[tuple[int, ...]]] = {
     "tiny": gpt_shapes(4, 256, 512, 64),
     # GPT-2 small: 124M parameters in 148 tensors.
     "gpt2-small": gpt_shapes(12, 768, 50257, 1024),
+    # Poincaré embedding tables of the WordNet nouns (82,115 rows; d = 5 as the paper, d = 10).
+    "wordnet-5": [(82_115, 5)],
+    "wordnet-10": [(82_115, 10)],
     # For tests: 16 tensors, 9k parameters.
     "micro": gpt_shapes(1, 16, 64, 16),
 }

@@ -68,3 +68,21 @@ def test_bench_bad_inputs_are_one_error_line(argv, words, capsys, tmp_path):
     assert main(["bench", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error") and words in err[0]
+
+
+def test_bench_times_the_riemannian_optimizers_against_geoopt(tmp_path):
+    code = main(["bench", "--shapes", "micro", "--optimizers", "riemannian-adam", "riemannian-sgd",
+                 "riemannian-adagrad", "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 0
+    rows = json.loads((tmp_path / "cpu-micro.json").read_text())["rows"][1:]
+    got = {(r["optimizer"], r["impl"], r["source"].split()[0]) for r in rows}
+    assert got == {("riemannian-adam", "dense", "optrepro"), ("riemannian-adam", "PoincareBall", "geoopt"),
+                   ("riemannian-sgd", "dense", "optrepro"), ("riemannian-sgd", "PoincareBall", "geoopt"),
+                   ("riemannian-adagrad", "dense", "optrepro")}
+    assert all(r["times"] is not None and r["times"]["median_ms"] > 0 for r in rows), [r["note"] for r in rows]
+    adam = next(r for r in rows if r["optimizer"] == "riemannian-adam" and r["source"] == "optrepro")
+    assert adam["bytes_per_param"] == 20 and adam["state_bytes_per_param"] < 8  # m per coordinate, v per row
+
+
+def test_wordnet_shape_sets_are_one_embedding_table():
+    assert SHAPE_SETS["wordnet-5"] == [(82_115, 5)] and SHAPE_SETS["wordnet-10"] == [(82_115, 10)]
