@@ -316,6 +316,7 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
     res = stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs])
     half = stats.t.ppf(0.975, len(d) - 1) * sd / math.sqrt(len(d))
     t = float(res.statistic)
+    half = float(half)
     return TestResult("paired-t", mean, (mean - half, mean + half), t, float(stats.t.cdf(t, len(d) - 1)),
                       float(stats.t.sf(t, len(d) - 1)), len(d), note)
 
@@ -338,7 +339,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
                           len(fa) + len(fb), note)
     df = (va + vb) ** 2 / (va * va / (len(fa) - 1) + vb * vb / (len(fb) - 1))
     t = diff / se
-    half = stats.t.ppf(0.975, df) * se
+    half = float(stats.t.ppf(0.975, df) * se)
     return TestResult("welch", diff, (diff - half, diff + half), t, float(stats.t.cdf(t, df)),
                       float(stats.t.sf(t, df)), len(fa) + len(fb), note)
 
@@ -491,8 +492,9 @@ def step_verdict(method_T: ArmEval, baseline_T: ArmEval, method_fT: ArmEval, f: 
                f"method - baseline at T: {_fmt(at_T.diff)} (paired p = {_fmt(at_T.p)}, opposite p = "
                f"{_fmt(at_T.p_opposite)})"]
     if ratio and ratio.get("geo_mean") is not None:
-        reasons.append(f"steps to target / T: geometric mean {ratio['geo_mean']:.3f}, 95% CI "
-                       f"{ratio['ci95']}, never reached on {ratio['never_reached']} seed(s)")
+        lo, hi = ratio["ci95"]
+        reasons.append(f"steps to target / T: geometric mean {ratio['geo_mean']:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], "
+                       f"never reached on {ratio['never_reached']} seed(s)")
     if target is None or method_fT.mean is None or method_T.mean is None:
         return INCONCLUSIVE, reasons + ["an arm diverged on every eval seed"], test
     if at_T.significant_opposite:

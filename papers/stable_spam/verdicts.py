@@ -70,7 +70,9 @@ def rule_s2(s: Mapping[str, Any], arm: str) -> Verdict:
         return Verdict(INCONCLUSIVE, {}, ["an arm diverged at every grid point"])
     test = paired_test(arm_eval(s, arm).metrics, arm_eval(s, "adam_fp").metrics)
     checks = {"lower than Adam-fp (p<0.05)": test.significant, "Adam-fp lower (p<0.05)": test.significant_opposite}
-    reasons = [f"SS-INT4 - Adam-fp = {test.diff:+.4f}, 95% CI {test.ci95}, p = {test.p}"]
+    ci = "n/a" if test.ci95 is None else f"[{test.ci95[0]:+.4f}, {test.ci95[1]:+.4f}]"
+    p = "n/a" if test.p is None else f"{test.p:.3g}"
+    reasons = [f"SS-INT4 - Adam-fp = {test.diff:+.4f}, 95% CI {ci}, p = {p}"]
     if test.significant:
         status = REPRODUCED
     elif not test.significant_opposite:

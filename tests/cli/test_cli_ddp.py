@@ -20,7 +20,7 @@ ARGS = ["radam", "c2", "--preset", "smoke", "--seeds", "1", "claims.c2.lrs=[1e-2
 def _run(out: Path, *extra: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "reproduce", *ARGS, *extra, "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=400, cwd=out.parent)
+                          capture_output=True, text=True, timeout=900, cwd=out.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "c2.json").read_text())
 
