@@ -99,3 +99,11 @@ def test_dry_run_refuses_out_and_resume(capsys):
     assert main(["mars", "--preset", "gpu", "--dry-run", "--out", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --dry-run writes only to a temporary folder")
+
+
+def test_dry_run_fails_when_no_arm_can_choose_a_learning_rate(capsys, monkeypatch, tmp_path):
+    # val_size 0 leaves no validation split, so no lr can be selected: the dry run must catch it (exit 1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["radam", "--preset", "paper", "--dry-run", "claims.c3.data.val_size=0"]) == 1
+    out = capsys.readouterr().out
+    assert "dry run FAILED c3: no arm chose a value" in out and "dry run ok" not in out
