@@ -187,7 +187,7 @@ def plan_claim(claim: Claim, section: Mapping[str, Any], n_eval: int, n_tune: in
         vocab = lm_vocab(section)
         params = lm_params(model, vocab)
         steps = int(section["steps"])
-        per = int(section["batch_size"]) * int(model["block_size"]) * int(section.get("accumulate", 1) or 1)
+        per = int(section["batch_size"]) * int(model["block_size"])  # trainer.global_batch: set by dry_run()
         extra = 0
         rho = section.get("rho_tuning")
         if isinstance(rho, Mapping):  # Sophia's rho pre-runs, one per rho
@@ -408,6 +408,8 @@ def dry_run(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, dry
     for claim in claims:
         seeds, tuning = claim_seeds(cfg, claim.id)
         section = to_plain(cfg.claims[claim.id])
+        if cfg.get("trainer") and cfg.trainer.get("global_batch"):  # examples per optimizer step over all processes
+            section["batch_size"] = int(cfg.trainer.global_batch)
         plan = plan_claim(claim, section, len(seeds), len(tuning))
         key = repr((claim.run.__module__, claim.run.__qualname__, section, seeds, tuning))
         if key in measured:  # run_claims judges this claim on the earlier claim's measurement: no runs of its own
@@ -420,9 +422,9 @@ def dry_run(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, dry
     trainer = to_plain(cfg.trainer) if isinstance(cfg.get("trainer"), DictConfig) else {}
     import torch
 
-    for key in ("strategy", "devices", "num_nodes"):
+    for key in ("strategy", "devices", "num_nodes", "global_batch", "accumulate_grad_batches", "compile_model"):
         if trainer.pop(key, None) is not None:
-            print(f"dry run: trainer.{key} dropped (one process)", file=stream)
+            print(f"dry run: trainer.{key} dropped (one process, 2 small steps)", file=stream)
     if not torch.cuda.is_available() and trainer.pop("precision", None) is not None:
         print("dry run: trainer.precision dropped (no CUDA device)", file=stream)
     with tempfile.TemporaryDirectory(prefix="optrepro-dry-run-") as tmp:

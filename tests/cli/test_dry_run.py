@@ -107,3 +107,11 @@ def test_dry_run_fails_when_no_arm_can_choose_a_learning_rate(capsys, monkeypatc
     assert main(["radam", "--preset", "paper", "--dry-run", "claims.c3.data.val_size=0"]) == 1
     out = capsys.readouterr().out
     assert "dry run FAILED c3: no arm chose a value" in out and "dry run ok" not in out
+
+
+def test_dry_run_plan_reads_the_global_batch_and_drops_it_for_the_two_steps(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert main(["sophia", "--preset", "gpu", "--dry-run", "trainer.global_batch=128"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  s1 .* 3000 +32\.8k ", out, re.M), out  # 128 x 256 tokens per step, not 64 x 256
+    assert "dry run: trainer.global_batch dropped" in out
