@@ -2,6 +2,7 @@
 
     reproduce list
     reproduce <paper> [claim ...] [--preset P|FILE.yaml] [--seeds N] [--out DIR] [--resume] [key=value ...]
+    reproduce <paper> [claim ...] --preset gpu|paper --dry-run    plan (runs, tokens, GPU-hours) + 2 steps per arm
     reproduce table
     reproduce cite <paper>
     reproduce report [--out DIR]                      static HTML results page (results/report/index.html)
@@ -135,7 +136,12 @@ def _cmd_run(argv: list[str]) -> int:
     p.add_argument("--resume", action="store_true",
                    help="continue the killed run in --out: reuse its finished claims and runs, resume the "
                         "interrupted run from its last checkpoint")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (runs, steps, tokens or images, parameters, H100 GPU-hours) and run 2 steps "
+                        "of every arm on shrunk data in a temporary folder; writes nothing else")
     args = p.parse_intermixed_args(argv)
+    if args.dry_run and (args.resume or args.out):
+        raise ConfigError("--dry-run writes only to a temporary folder: drop --resume/--out")
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out DIR, the output folder of the run to continue")
     paper = get_paper(args.paper)
@@ -145,7 +151,12 @@ def _cmd_run(argv: list[str]) -> int:
         print(f"preset: {preset} (default: {why}; choose with --preset)", file=sys.stderr)
     overrides = [r for r in args.rest if "=" in r]
     wanted = [r for r in args.rest if "=" not in r]
-    cfg = load_preset(paper, preset, overrides, args.seeds)
+    cfg = load_preset(paper, preset, overrides, args.seeds, keep_dry_run=args.dry_run)
+    if args.dry_run:
+        from reproduce.dry_run import dry_run, strip_dry_run
+
+        dry = strip_dry_run(cfg)
+        return dry_run(paper, select_claims(paper, cfg, preset, wanted), cfg, preset, dry)
     claims = select_claims(paper, cfg, preset, wanted)
     out = Path(args.out) if args.out else default_out_dir(paper, preset)
     if args.resume and not out.is_dir():

@@ -55,9 +55,12 @@ def trainer_arguments() -> list[str]:
     return [n for n in inspect.signature(pl.Trainer.__init__).parameters if n not in owned] + list(SCALE_KEYS)
 
 
-def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None) -> DictConfig:
+def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | None = None,
+                keep_dry_run: bool = False) -> DictConfig:
     """The preset's YAML with overrides merged; an unknown preset lists the valid ones. ``preset`` may also be
-    the path of a YAML file of the same shape (a user's own preset, e.g. an edited copy of cpu.yaml)."""
+    the path of a YAML file of the same shape (a user's own preset, e.g. an edited copy of cpu.yaml). A claim's
+    ``dry_run:`` mapping (overrides for ``--dry-run``) is removed unless ``keep_dry_run``: no experiment reads it,
+    and it must not change a run's hash."""
     presets = paper.presets()
     if preset in presets:
         cfg = load_yaml(paper.configs_dir() / f"{preset}.yaml")
@@ -76,6 +79,10 @@ def load_preset(paper: Paper, preset: str, overrides: list[str], seeds: int | No
                 section.seeds = seeds
     if "claims" not in cfg or not isinstance(cfg.claims, DictConfig):
         raise ConfigError(f"preset {preset} of {paper.id} has no 'claims' section")
+    if not keep_dry_run:
+        for section in cfg.claims.values():
+            if isinstance(section, DictConfig) and "dry_run" in section:
+                del section["dry_run"]
     from common.config_check import check_section
 
     for key in ("seeds", "tuning_seeds"):

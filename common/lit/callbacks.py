@@ -260,10 +260,10 @@ def initial_validation(trainer: pl.Trainer, pl_module: pl.LightningModule) -> di
     # loaders (with any distributed sampler) and batch limits are exactly the ones it will use.
     trainer.fit_loop.epoch_loop.val_loop.setup_data()
     loaders = trainer.val_dataloaders
-    if loaders is None:
-        return None
     if isinstance(loaders, Mapping):
         loaders = list(loaders.values())
+    if loaders is None or (isinstance(loaders, (list, tuple)) and not loaders):  # no validation (val_size 0)
+        return None
     loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
     limit = trainer.num_val_batches[0] if trainer.num_val_batches else math.inf
     totals: dict[str, torch.Tensor] = {}

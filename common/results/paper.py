@@ -42,6 +42,9 @@ class Claim:
     tolerances: Mapping[str, float] = field(default_factory=dict)
     arxiv: str = ""  # the paper this claim is about, where a package holds several papers
     test: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None  # the protocol record's test object
+    # ``plan(section)``: the section as the dry-run plan (``reproduce --dry-run``) should read it, for an experiment
+    # whose arms, grid or sizes are not in the common keys (``arms``, ``lrs``, ``steps``/``epochs``, ``model``)
+    plan: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 where it fails (Defazio & Bottou 2019), STORM (Cutkosky & Orabona 2019) and cluster multi-momentum (after Tondji
 et al. 2021; no official code)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from common.results.paper import Claim, Paper, lazy
 from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.storm import STORM
@@ -62,6 +65,13 @@ BIBTEX = r"""
 }
 """
 
+
+def _convex_plan(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A1's arms (SVRG, SGD) and model (multinomial logistic regression) are fixed in the experiment, not the
+    preset: the dry-run plan reads them from here."""
+    return {**section, "arms": {"svrg": {}, "sgd": {}}, "model": {"kind": "mlp", "hidden": []}}
+
+
 PAPER = Paper(
     id="vr_methods",
     title="Variance reduction for deep learning: SVRG / alpha-SVRG, STORM, cluster multi-momentum",
@@ -96,6 +106,7 @@ PAPER = Paper(
             test=protocol_test_convex,
             arxiv="",  # Johnson & Zhang 2013 has no arXiv version: the NeurIPS link is in ``source``
             tolerances={"f_star": 1e-6},
+            plan=_convex_plan,
         ),
         Claim(
             id="a2",
