@@ -1,5 +1,8 @@
 """Riemannian Adaptive Optimization Methods (Bécigneul & Ganea, ICLR 2019)."""
 
+from collections.abc import Mapping
+from typing import Any
+
 from common.results.paper import Claim, Paper, lazy
 from papers.riemannian_adam.manifolds import Euclidean, PoincareBall, manifold_of, tag_manifold
 from papers.riemannian_adam.optim import RiemannianAdagrad, RiemannianAdam, RiemannianSGD
@@ -26,6 +29,18 @@ BIBTEX = r"""
 }
 """
 
+CLOSURE_EDGES = {"nouns": 743_241, "mammals": 6_540}
+
+
+def _plan(section: Mapping[str, Any]) -> dict[str, Any]:
+    """For ``reproduce --dry-run``: the arms' lr grids are their ``grid`` lists, and a run is ``epochs`` passes over
+    the closure's edges in batches (the embedding table is tiny; no GPU-hour estimate is made)."""
+    edges = CLOSURE_EDGES.get(str((section.get("data") or {}).get("hierarchy")), 0)
+    steps = int(section.get("epochs", 0)) * -(-edges // int(section.get("batch_size", 1)))
+    arms = {a: {"lrs": list(v.get("grid") or [])} for a, v in (section.get("arms") or {}).items()}
+    return {k: v for k, v in section.items() if k != "epochs"} | {"arms": arms, "steps": steps}
+
+
 PAPER = Paper(
     id="riemannian_adam",
     title="Riemannian Adaptive Optimization Methods",
@@ -39,6 +54,7 @@ PAPER = Paper(
     claims=(
         Claim(
             id="r1",
+            plan=_plan,
             title="RADAM and RAMSGRAD reach a lower train loss than RSGD, and sooner",
             paper_result="\"faster convergence and ... lower train loss\" than RSGD on WordNet nouns (d=5); RADAM "
                          "has the lowest loss in both settings (no numbers in the text)",
@@ -57,6 +73,7 @@ PAPER = Paper(
         ),
         Claim(
             id="r2",
+            plan=_plan,
             title="RADAM's MAP beats RSGD's with the exp map and matches it with the retraction",
             paper_result="exp map: RADAM has the best MAP; retraction: RADAM ≈ RSGD on MAP (no numbers in the text)",
             source="§5 text, Figs. 2-3 [paper]",
