@@ -52,9 +52,22 @@ def with_seed_cap(status: str, cap: str | None, summary: Mapping[str, Any]) -> t
     return (INCONCLUSIVE, few) if few and cap is None else (status, cap)
 
 
+def short_ratio(short: Mapping[str, Any]) -> dict[str, Any]:
+    """A step claim's ratio estimate, marked ``upper_bound`` when every seed already reaches the target at the
+    shortest schedule that was run (the interpolation cannot see below it)."""
+    r = dict(short.get("ratio") or {})
+    fractions = short.get("fractions") or {}
+    if r.get("per_seed") and fractions:
+        shortest = min(float(k) for k in fractions)
+        r["upper_bound"] = all(x is not None and abs(float(x) - shortest) < 1e-12 for x in r["per_seed"])
+    return r
+
+
 def ratio_text(ratio: Mapping[str, Any] | None, target: str = "target") -> str:
     """"; steps to <target> ≈ 0.62T (never reached on 1 seed(s))" from a ratio estimate, "" when none was run."""
     r = ratio or {}
+    if r.get("upper_bound"):
+        return f"; steps to {target} ≤ {r['geo_mean']:.2f}T (the shortest runs already reach it)"
     if r.get("geo_mean") is not None:
         text = f"; steps to {target} ≈ {r['geo_mean']:.2f}T"
         return text + (f" (never reached on {r['never_reached']} seed(s))" if r.get("never_reached") else "")
@@ -97,7 +110,7 @@ def step_claim(summary: Mapping[str, Any], method: str, baseline: str) -> Verdic
         return Verdict(INCONCLUSIVE, {}, [f"{method} or {baseline} diverged at every grid point"])
     f = float(short["f"])
     status, reasons, _ = step_verdict(arm_eval(summary, method), arm_eval(summary, baseline),
-                                      arm_eval(summary, method, "short"), f, short.get("ratio"))
+                                      arm_eval(summary, method, "short"), f, short_ratio(short))
     checks = {f"mean at {f:g}T <= target": status == REPRODUCED}
     return finish(status, checks, reasons, summary, method, [baseline])
 
@@ -108,7 +121,7 @@ def step_test_record(summary: Mapping[str, Any], method: str, baseline: str) -> 
     if short is None or summary["arms"][method]["lr"] is None or summary["arms"][baseline]["lr"] is None:
         return None
     return step_verdict(arm_eval(summary, method), arm_eval(summary, baseline), arm_eval(summary, method, "short"),
-                        float(short["f"]), short.get("ratio"))[2]
+                        float(short["f"]), short_ratio(short))[2]
 
 
 def loss_test_record(summary: Mapping[str, Any], method: str, baseline: str) -> dict[str, Any] | None:
@@ -145,6 +158,6 @@ def step_headline(summary: Mapping[str, Any], method: str, baseline: str) -> str
     target = summary["arms"][baseline]["mean"]
     if not sh or sh.get("mean") is None or target is None:
         return comparison_headline(summary, method, [baseline])
-    ratio = ratio_text(sh.get("ratio"))
+    ratio = ratio_text(short_ratio(sh))
     return (f"{method} at {sh['f']:g}T {sh['mean']:.4f} (lr {sh['lr']:g}) vs {baseline}'s final {target:.4f} at T"
             f"{ratio}; " + comparison_headline(summary, method, [baseline]))

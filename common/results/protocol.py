@@ -493,8 +493,12 @@ def step_verdict(method_T: ArmEval, baseline_T: ArmEval, method_fT: ArmEval, f: 
                f"{_fmt(at_T.p_opposite)})"]
     if ratio and ratio.get("geo_mean") is not None:
         lo, hi = ratio["ci95"]
-        reasons.append(f"steps to target / T: geometric mean {ratio['geo_mean']:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], "
-                       f"never reached on {ratio['never_reached']} seed(s)")
+        if ratio.get("upper_bound"):
+            reasons.append(f"steps to target / T: at most {ratio['geo_mean']:.3f} (the shortest runs already reach it "
+                           "on every seed)")
+        else:
+            reasons.append(f"steps to target / T: geometric mean {ratio['geo_mean']:.3f}, 95% CI [{lo:.3f}, "
+                           f"{hi:.3f}], never reached on {ratio['never_reached']} seed(s)")
     if target is None or method_fT.mean is None or method_T.mean is None:
         return INCONCLUSIVE, reasons + ["an arm diverged on every eval seed"], test
     if at_T.significant_opposite:

@@ -19,6 +19,7 @@ from common.results.judges import (
     finish,
     loss_test_record,
     ratio_text,
+    short_ratio,
     with_seed_cap,
 )
 from common.results.protocol import cap_verdict, exercised, loss_verdict, paired_test, step_verdict
@@ -335,7 +336,7 @@ def headline_cluster(s: Mapping[str, Any]) -> str:
     if clean is None or _untuned(s, *A5_NOISY):
         return "no comparison (an arm diverged at every grid point)"
     sh, k1, k10 = s["short"]["k10_clean"], s["arms"]["k1_clean"], s["arms"]["k10_clean"]
-    ratio = ratio_text(sh.get("ratio"), "K=1's final")
+    ratio = ratio_text(short_ratio(sh), "K=1's final")
     acc = s["test_acc"]
     mean = {a: _mean([x for x in acc[a] if x is not None]) for a in A5_NOISY}
     t = _noisy_test(s)
