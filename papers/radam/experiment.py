@@ -114,6 +114,7 @@ def run_accuracy(cfg: Any, ctx: RunContext) -> Measurement:
     lrs = [float(x) for x in cfg.lrs]
     # selection on validation error (100 - val acc %), judged on test accuracy of the eval seeds
     sweep = protocol_sweep(ctx, arms, {a: lrs for a in arms}, run, metric_name="val error (%)",
+                           max_extensions=int(cfg.get("max_extensions", 2)),
                            metric=lambda r: None if r["val_acc"] is None or r["diverged"] else 100 - 100 * r["val_acc"])
     summary: dict[str, Any] = {"best": {}, "spread": {}, "grid": {}, "tuning_seeds": list(ctx.tuning_seeds),
                                "eval_seeds": list(ctx.seeds), "arms": {a: arm_summary(sweep, a) for a in arms}}

@@ -119,9 +119,12 @@ def judge_accuracy(s: Mapping[str, Any]) -> Verdict:
                f"RAdam spread {spread['radam']:.2f} pp < Adam spread {spread['adam']:.2f} pp: {robust}"]
     checks = {"radam_beats_adam": better, "radam_less_lr_sensitive": robust}
     if a > r + C3_MARGIN_PP:
-        return Verdict("contradicted", checks, reasons)
-    status = REPRODUCED if better and robust else PARTIAL if better or robust else NOT_REPRODUCED
-    return Verdict(status, checks, reasons)
+        status = CONTRADICTED
+    else:
+        status = REPRODUCED if better and robust else PARTIAL if better or robust else NOT_REPRODUCED
+    if "arms" not in s:  # a summary made before the protocol
+        return Verdict(status, checks, reasons)
+    return finish(status, checks, reasons, s, "radam", ["adam"])
 
 
 def headline_accuracy(s: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ class _Kill(Callback):
 def _same_runs(a: dict, b: dict) -> None:
     assert a["summary"] == b["summary"] and a["verdict"] == b["verdict"] and a["headline"] == b["headline"]
     for ra, rb in zip(a["arms"]["runs"], b["arms"]["runs"], strict=True):
-        for key in ("arm", "lr", "seed", "final_val_loss", "val_curve", "train_curve", "failed", "diverged"):
+        for key in ("arm", "lr", "seed", "phase", "final_val_loss", "val_curve", "failed", "diverged"):
             assert ra[key] == rb[key], key
 
 
