@@ -1,4 +1,5 @@
-"""AdaBelief as an experiment arm: every option written out in the preset (spec §3.1)."""
+"""AdaBelief as an experiment arm: every option written out in the preset (the package's defaults changed
+between versions)."""
 
 from __future__ import annotations
 
