@@ -14,7 +14,6 @@ else the official tarball over HTTP, checked against its md5 before it is unpack
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import pickle
 import shutil
@@ -28,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from common.data.digest import file_digest
 from common.data.images import ImageDataModule
 from common.errors import DataError
 
@@ -114,14 +114,6 @@ def _fetch(url: str, dest: Path) -> None:
         shutil.copyfileobj(response, out, 1 << 20)
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _torchvision_download(v: Variant, cache_dir: Path) -> bool:
     """torchvision's own download (it checks the md5 too); False when torchvision does not import or fails."""
     try:
@@ -151,7 +143,7 @@ def download(v: Variant, cache_dir: Path) -> Path:
         except OSError as exc:  # URLError, timeouts, refused connections: offline
             raise DataError(f"{v.name} not found locally and the download of {v.url} failed "
                             f"({getattr(exc, 'reason', None) or exc}); {_hint(v)}") from None
-        got = _md5(archive)
+        got = file_digest(archive, "md5")
         if got != v.md5:
             raise DataError(f"{v.name} download {v.url} is corrupt: md5 {got}, expected {v.md5}; {_hint(v)}")
         with tarfile.open(archive, "r:gz") as tar:

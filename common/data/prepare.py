@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from common.data.digest import file_digest
 from common.data.token_windows import _fraction, _held_out
 from common.errors import ConfigError, DataError
 
@@ -212,14 +213,6 @@ def corpus_documents(dataset: str, local: str | Path | None = None,
 
 # ---------------------------------------------------------------- the shard writer
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _atomic_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w") as f:
@@ -281,7 +274,7 @@ class _Split:
         self._file.close()
         final, partial = self._paths(len(self.finished))
         partial.replace(final)
-        self.finished.append({"file": final.name, "tokens": self.open_tokens, "sha256": _sha256(final)})
+        self.finished.append({"file": final.name, "tokens": self.open_tokens, "sha256": file_digest(final)})
         self.open_tokens = 0
 
     def sync(self) -> None:

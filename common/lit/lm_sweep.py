@@ -211,11 +211,9 @@ def _plots(sweep: LMSweep, ctx: RunContext) -> dict[str, str]:
         curves, ctx.path(f"{name}_val_curves.png"),
         title="validation loss at each arm's chosen lr, eval seeds (band: min-max)", xlabel="step",
         ylabel="val loss (nats/token)"))}
-    grid = {arm: {float(v): [x for x in s["arms"][arm]["grid"].values()][i:i + 1]
-                  for i, v in enumerate(s["arms"][arm]["grid"])} for arm in s["arms"]}
     plots["lr_sweep"] = str(plot_lr_sweep(
-        {arm: {lr: [None if v[0] is None or not finite(v[0]) else v[0]] for lr, v in g.items()}
-         for arm, g in grid.items()},
+        {arm: {float(lr): [score if finite(score) else None] for lr, score in a["grid"].items()}
+         for arm, a in s["arms"].items()},
         ctx.path(f"{name}_lr_sweep.png"), title="final val loss vs lr (mean over tuning seeds)",
         ylabel="final val loss"))
     return plots
