@@ -9,6 +9,8 @@
     reproduce regress [paper[/claim] ...] [--reference DIR]   (also: nox -s regression -- paper/claim ...)
     reproduce bench [--optimizers ...] [--shapes tiny|gpt2-small] [--impl ...] [--steps N]
     reproduce prepare <dataset|PATH> --out DIR [--max-tokens N] [--tokenizer gpt2|t5]   token shards for LM presets
+    reproduce compare [--optimizers ...] [--workloads ...] [--preset smoke|cpu|gpu] [--optimizer pkg.mod:Cls
+                      [--hparams FILE]] [--out DIR] [--resume] [--list]   every optimizer on shared workloads
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from common.errors import ConfigError, OptreproError
 
-COMMANDS = ("list", "table", "cite", "regress", "report", "bench", "prepare")
+COMMANDS = ("list", "table", "cite", "regress", "report", "bench", "prepare", "compare")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,6 +123,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
           f"{manifest['documents']} documents, sha256 {manifest['sha256'][:16]}\n"
           f"use it: reproduce <paper> <claim> claims.<claim>.data.corpus=tokens:{out}")
     return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from reproduce.compare.cli import compare
+
+    return compare(args)
 
 
 def _cmd_run(argv: list[str]) -> int:
@@ -227,6 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--checkpoint-tokens", type=int, default=10_000_000,
                       help="tokens between resume checkpoints (default 1e7)")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmp_ = sub.add_parser(
+        "compare", help="every optimizer of the repo on shared workloads, tuned alike: leaderboard and profiles",
+        description="Tune each optimizer's lr by the protocol on each workload (tuning seeds, bracketing), run the "
+                    "choice on eval seeds and with schedules ending at 0.5 T and 0.75 T, time its step against "
+                    "fused AdamW; write one record per cell, leaderboard.md/json and profile.png under --out.")
+    cmp_.add_argument("overrides", nargs="*", metavar="key=value", help="preset overrides, e.g. seeds=5")
+    cmp_.add_argument("--preset", default=None, help="smoke | cpu | gpu | FILE.yaml (default: gpu with CUDA, "
+                      "else cpu)")
+    cmp_.add_argument("--optimizers", nargs="+", default=None, help="zoo names (default: the preset's matrix)")
+    cmp_.add_argument("--workloads", nargs="+", default=None, help="workload names (default: the preset's)")
+    cmp_.add_argument("--optimizer", action="append", default=[], metavar="PKG.MODULE:CLASS",
+                      help="your own optimizer class, called as Class(params, lr=lr, **kwargs) (repeatable)")
+    cmp_.add_argument("--hparams", action="append", default=[], metavar="FILE",
+                      help="YAML for the matching --optimizer: name, family (adam|sgd), lrs, kwargs")
+    cmp_.add_argument("--out", default=None, help="output folder (default results/compare/<preset>)")
+    cmp_.add_argument("--resume", action="store_true", help="reuse finished cells and runs in --out")
+    cmp_.add_argument("--list", action="store_true", help="list optimizers and workloads, run nothing")
     return p
 
 
@@ -242,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             return {"list": _cmd_list, "cite": _cmd_cite, "table": _cmd_table,
                     "regress": _cmd_regress, "report": _cmd_report, "bench": _cmd_bench,
-                    "prepare": _cmd_prepare}[args.command](args)
+                    "prepare": _cmd_prepare, "compare": _cmd_compare}[args.command](args)
         return _cmd_run(argv)
     except OptreproError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -34,3 +34,24 @@ def build_lm(model: Mapping[str, Any], vocab_size: int) -> nn.Module:
     if pure_bf16:
         net = net.to(torch.bfloat16)
     return torch.compile(net) if compile_ else net  # type: ignore[return-value]
+
+
+def build_classifier(model: Mapping[str, Any], data: Any) -> nn.Module:
+    """An image classifier from a preset's ``model`` section, sized by the datamodule ``data`` (classes, channels,
+    image size): ``kind: cnn`` (``channels``, ``hidden``), ``resnet`` (``depth``, optional ``width``) or ``vgg``
+    (``name``)."""
+    from common.errors import ConfigError
+    from common.models.cnn import small_cnn
+    from common.models.resnet import resnet
+    from common.models.vgg import vgg
+
+    kind = str(model["kind"])
+    if kind == "cnn":
+        return small_cnn(data.num_classes, data.in_channels, data.image_size, channels=tuple(model["channels"]),
+                         hidden=int(model["hidden"]))
+    if kind == "resnet":
+        return resnet(int(model["depth"]), num_classes=data.num_classes, in_channels=data.in_channels,
+                      width=int(model.get("width", 16)))
+    if kind == "vgg":
+        return vgg(str(model["name"]), num_classes=data.num_classes, in_channels=data.in_channels)
+    raise ConfigError(f"model.kind {kind!r} has no builder (cnn, resnet, vgg)")

@@ -117,3 +117,20 @@ def plot_trajectories_2d(func: Callable[[np.ndarray, np.ndarray], np.ndarray],
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     return _save(fig, ax, path, title=title, xlabel="x", ylabel="y")
+
+
+def plot_performance_profile(ratios: Mapping[str, Mapping[str, float]], path: str | Path, *, title: str,
+                             tau_max: float = 4.0) -> Path:
+    """AlgoPerf-style performance profiles: for each method, the fraction of its problems whose ratio to the best
+    method is <= tau, as a step function of tau (log x; +inf ratios never count)."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    taus = np.exp(np.linspace(0.0, math.log(tau_max), 200))
+    for name, per in sorted(ratios.items()):
+        r = np.array([v if math.isfinite(v) else np.inf for v in per.values()], dtype=float)
+        if r.size == 0:
+            continue
+        ax.step(taus, [(r <= t).mean() for t in taus], where="post", label=name)
+    ax.set_ylim(-0.02, 1.02)
+    return _save(fig, ax, path, title=title, xlabel="tau (ratio to the best optimizer's steps to the target)",
+                 ylabel="fraction of workloads within tau", logx=True)

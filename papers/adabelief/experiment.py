@@ -11,33 +11,17 @@ import math
 import statistics
 from typing import Any
 
-from common.data.images import ImageDataModule
 from common.data.vision import image_datamodule
-from common.errors import ConfigError
 from common.lit.classification import ClassificationModule
 from common.lit.fit import fit
 from common.lit.seed import seed_all
-from common.models.cnn import small_cnn
-from common.models.resnet import resnet
-from common.models.vgg import vgg
+from common.models.build import build_classifier
 from common.optim.schedules import step_decay
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves, plot_lr_sweep
 from common.results.sweep import arm_summary, protocol_sweep
 from papers.adabelief.optimizers import optimizer_factory
-
-
-def _model(cfg: Any, dm: ImageDataModule) -> Any:
-    kind = str(cfg.model.kind)
-    if kind == "cnn":
-        return small_cnn(dm.num_classes, dm.in_channels, dm.image_size, channels=tuple(cfg.model.channels),
-                         hidden=int(cfg.model.hidden))
-    if kind == "resnet":
-        return resnet(int(cfg.model.depth), num_classes=dm.num_classes, in_channels=dm.in_channels)
-    if kind == "vgg":
-        return vgg(str(cfg.model.name), num_classes=dm.num_classes, in_channels=dm.in_channels)
-    raise ConfigError(f"model.kind {kind!r} has no builder in this version (cnn, resnet, vgg)")
 
 
 def train_loss_at(curve: list, fraction: float, total_steps: int, window: float = 0.05) -> float | None:
@@ -61,7 +45,7 @@ def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
         dm = image_datamodule(str(cfg.data.dataset), seed=seed, **dm_args)
         dm.setup("fit")
         steps = int(cfg.epochs) * math.ceil(dm.num_train / int(cfg.batch_size))
-        module = ClassificationModule(_model(cfg, dm), optimizer_factory(arm, lr, cfg.arms[arm]),
+        module = ClassificationModule(build_classifier(cfg.model, dm), optimizer_factory(arm, lr, cfg.arms[arm]),
                                       step_decay(steps, cfg.decay_at, 0.1))
         res = fit(module, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=f"c2/{arm}/lr{lr:g}/s{seed}",
                   val_every=max(1, steps // int(cfg.evals)), progress_label=label, test=True,

@@ -6,16 +6,19 @@ from typing import Any
 
 import torch
 
+from common.lit.classification import ClassificationModule
 from common.lit.language_model import LanguageModelModule
 from papers.sophia.hessian import gnb_hessian_step, hessian_update_due
 
 
-class SophiaLanguageModel(LanguageModelModule):
-    """Manual optimization: backward, global clip, step, schedule; then, for SophiaG, the GNB estimate
-    every ``hessian_every`` steps on the same batch. ``hessian_trace`` keeps (step, win_rate, h mean)."""
+class SophiaLoop:
+    """The official loop as a mixin over any of our SupervisedModules (language model or classifier): manual
+    optimization, backward, global clip, step, schedule; then, for SophiaG, the GNB estimate every
+    ``hessian_every`` steps on the same batch. ``hessian_trace`` keeps (step, win_rate, h mean)."""
 
-    def __init__(self, *args: Any, hessian_every: int | None, seed_for_labels: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    grad_clip: float | None
+
+    def _sophia_setup(self, hessian_every: int | None, seed_for_labels: int) -> None:
         self.automatic_optimization = False
         self.hessian_every, self.seed = hessian_every, seed_for_labels
         self.hessian_trace: list[tuple[int, float, float]] = []
@@ -26,7 +29,7 @@ class SophiaLanguageModel(LanguageModelModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.hessian_trace = [tuple(t) for t in checkpoint.get("sophia_hessian_trace", [])]
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:  # type: ignore[misc]
         opt, sched = self.optimizers(), self.lr_schedulers()
         loss = self.evaluate_batch(batch)["loss"]
         opt.zero_grad()
@@ -48,3 +51,24 @@ class SophiaLanguageModel(LanguageModelModule):
             self.log_dict({f"sophia/{k}": float(v) for k, v in stats.items()}, on_step=True,
                           batch_size=batch[0].size(0))
         return loss.detach()
+
+
+class SophiaLanguageModel(SophiaLoop, LanguageModelModule):
+    """A language model trained by the Sophia loop (the paper's setting)."""
+
+    def __init__(self, *args: Any, hessian_every: int | None, seed_for_labels: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sophia_setup(hessian_every, seed_for_labels)
+
+
+class SophiaClassifier(SophiaLoop, ClassificationModule):
+    """An image classifier trained by the Sophia loop; labels for the GNB estimate are sampled from the class
+    softmax (``bs`` is then the batch size)."""
+
+    def __init__(self, *args: Any, hessian_every: int | None, seed_for_labels: int, grad_clip: float | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be positive or None, got {grad_clip!r}")
+        self.grad_clip = grad_clip
+        self._sophia_setup(hessian_every, seed_for_labels)
