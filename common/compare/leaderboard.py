@@ -172,16 +172,21 @@ def leaderboard_markdown(boards: Mapping[str, tuple[float | None, list[dict[str,
                          meta: Mapping[str, Any], plot_name: str | None) -> str:
     opts = meta["optimizers"]
     wall = sum(r["wall_s"] or 0 for _, rows in boards.values() for r in rows)
+    few = meta["seeds"] < 3 or meta["tuning_seeds"] < 2
     lines = [
         f"# Optimizer comparison: preset `{meta['preset']}`", "",
+        *(["**Fewer seeds than the protocol asks (3 eval, 2 tuning): these numbers test the machinery only.**", ""]
+          if few else []),
         "Every optimizer below was tuned the same way, on the same workloads, by the repo's protocol:",
         "",
-        f"- **Tuned:** the learning rate only, on {meta['tuning_seeds']} tuning seeds (1000, 1001, ...), over the "
+        f"- **Tuned:** the learning rate only, on {meta['tuning_seeds']} tuning seeds "
+        f"{meta.get('tuning_seed_list', '')}, over the "
         "workload's grid for the optimizer's lr family; the score is the mean final val loss; points within "
         "2 SE of the paired difference (or 0.1%) of the best tie, and the tied point nearest the grid's centre "
         f"wins; an optimum at a grid edge extends the grid by one step, at most {meta['max_extensions']} times per "
         "edge. A cell whose tuning still ended at an edge says **no** under 'bracketed': its lr may be off.",
-        f"- **Measured:** the chosen lr on {meta['seeds']} eval seeds (0, 1, ...), never used to choose; diverged "
+        f"- **Measured:** the chosen lr on {meta['seeds']} eval seeds {meta.get('eval_seed_list', '')}, never used "
+        "to choose; diverged "
         "seeds are counted, never dropped.",
         "- **Target:** tuned AdamW's mean final val loss at T on each workload. Steps to it come from runs whose "
         f"schedules end at {', '.join(f'{f:g}' for f in meta['fractions'])} x T and T (at the T-tuned lr), "

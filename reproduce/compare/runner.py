@@ -224,12 +224,40 @@ def run_compare(cfg: DictConfig, preset: str, optimizers: Sequence[ZooEntry], wo
         say(f"[compare {preset}] cell {i}/{len(plan)}: {e.name} on {w} ({time.perf_counter() - t0:.0f} s so far)")
         cells.setdefault(w, {})[e.name] = run_cell(e, w, cfg.workloads[w], cfg, preset, out, resume=resume,
                                                    stream=stream)
-    meta = {"preset": preset, "seeds": int(cfg.seeds), "tuning_seeds": int(cfg.tuning_seeds),
-            "max_extensions": int(cfg.max_extensions), "fractions": [float(f) for f in cfg.fractions],
-            "workloads": {w: to_plain(cfg.workloads[w]) for w in workloads},
-            "optimizers": {e.name: e.describe() for e in entries}, "skipped": skipped,
-            "not_applicable": dict(NOT_APPLICABLE),
-            "wall_s": time.perf_counter() - t0}
-    write_outputs(out, cells, meta)
+    write_outputs(out, cells, cells_meta(cells, preset, skipped))
     return cells
 
+
+def cells_meta(cells: dict[str, dict[str, dict[str, Any]]], preset: str,
+               skipped: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """What the leaderboard says about how the cells were run, read from the cell records themselves."""
+    recs = [r for by_opt in cells.values() for r in by_opt.values()]
+    first = recs[0]
+    return {"preset": preset, "seeds": len(first["protocol"]["eval_seeds"]),
+            "tuning_seeds": len(first["protocol"]["tuning_seeds"]),
+            "tuning_seed_list": first["protocol"]["tuning_seeds"], "eval_seed_list": first["protocol"]["eval_seeds"],
+            "max_extensions": first["fixed"]["max_extensions"], "fractions": first["fixed"]["fractions"],
+            "workloads": {w: next(iter(c.values()))["workload_config"] for w, c in cells.items()},
+            "optimizers": {r["optimizer"]["name"]: r["optimizer"] for r in recs}, "skipped": skipped or {},
+            "not_applicable": dict(NOT_APPLICABLE), "wall_s": sum(r.get("wall_s") or 0.0 for r in recs)}
+
+
+def load_cells(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every finished cell record under ``out`` ({workload: {optimizer: record}}), AdamW first in each."""
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(out.glob("*/*.json")):
+        rec = load_record(path)
+        if rec.get("kind") == "compare cell":
+            cells.setdefault(rec["workload"], {})[rec["optimizer"]["name"]] = rec
+    return {w: dict(sorted(c.items(), key=lambda kv: kv[0] != BASELINE)) for w, c in cells.items()}
+
+
+def rebuild(out: Path, page: Path | None = None) -> dict[str, Path]:
+    """The leaderboard, profile and (optionally) a page such as COMPARE.md from the records in ``out``."""
+    from common.compare.leaderboard import write_outputs
+
+    cells = load_cells(out)
+    if not cells:
+        raise ConfigError(f"no compare cell records under {out}")
+    preset = next(iter(next(iter(cells.values())).values()))["preset"]
+    return write_outputs(out, cells, cells_meta(cells, preset), page=page)
