@@ -14,12 +14,12 @@ from reproduce.cli import main
 
 
 def _err(capsys, argv: list[str]) -> str:
+    """The single ``error:`` line of a failing command (it must be the last line, with no traceback)."""
     code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
     assert code != 0
-    errors = [line for line in err if line.startswith("error")]
-    assert len(errors) == 1 and err[-1] == errors[0], err
-    return errors[0]
+    assert lines and lines[-1].startswith("error") and sum(x.startswith("error") for x in lines) == 1, lines
+    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -115,21 +115,17 @@ def test_bad_input_is_one_error_line(capsys, argv, expected):
     assert expected in line
 
 
-def test_bad_hparams_files_are_one_error_line(tmp_path, capsys):
+@pytest.mark.parametrize("content, expected", [
+    ("kwargs: {lr: 0.1}\n", "lr is tuned"),
+    ("nmae: x\n", "unknown key(s) nmae"),
+    ("name: adamw\n", "taken by the zoo"),
+    ("lrs: [0.1, -1]\n", "positive numbers"),
+])
+def test_bad_hparams_files_are_one_error_line(tmp_path, capsys, content, expected):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kwargs: {lr: 0.1}\n")
-    assert "lr is tuned" in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
-                                          "--hparams", str(bad)])
-    bad.write_text("nmae: x\n")
-    assert "unknown key(s) nmae" in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
-                                                  "--hparams", str(bad)])
-    bad.write_text("name: adamw\n")
-    assert "taken by the zoo" in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
-                                               "--hparams", str(bad)])
-    bad.write_text("lrs: [0.1, -1]\n")
-    assert "positive numbers" in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
-                                               "--hparams", str(bad)])
-
+    bad.write_text(content)
+    assert expected in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
+                                     "--hparams", str(bad)])
 
 def test_rebuild_from_records_gives_the_same_leaderboard_and_a_page(smoke_run, tmp_path):
     from reproduce.compare.page import write_compare_page
