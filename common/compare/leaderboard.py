@@ -191,8 +191,9 @@ def leaderboard_markdown(boards: Mapping[str, tuple[float | None, list[dict[str,
         "- **Target:** tuned AdamW's mean final val loss at T on each workload. Steps to it come from runs whose "
         f"schedules end at {', '.join(f'{f:g}' for f in meta['fractions'])} x T and T (at the T-tuned lr), "
         "interpolated per seed in log steps; 'speedup' is T over the median seed's steps.",
-        "- **Fixed:** every other hyperparameter at its paper's default (below), weight decay off for all, the "
-        "same schedule (warmup, cosine) for all.",
+        "- **Fixed:** every other hyperparameter at its paper's default (below; arguments not listed keep the "
+        "class's defaults, e.g. MARS's lr_1d = 3e-3 for 1-D tensors), weight decay off for all, the same schedule "
+        "(warmup, cosine) for all.",
         "- **Cost:** 'opt step' is the optimizer's step over torch's fused AdamW on the workload's parameter "
         "shapes, paired interleaved rounds on one thread (as `reproduce bench`); 'train step' is the median "
         "training step of the eval runs over AdamW's (forward, backward, extra passes such as SophiaG's Hessian "

@@ -69,7 +69,7 @@ def _grid(entry: ZooEntry, section: Any, wname: str) -> list[float]:
     if entry.family not in section.lrs:
         raise ConfigError(f"workload {wname} has no lr grid for family {entry.family!r} ({entry.name}); "
                           f"it has {', '.join(section.lrs)}")
-    return [float(x) for x in section.lrs[entry.family]]
+    return [float(f"{float(x) * entry.lr_scale:.6g}") for x in section.lrs[entry.family]]
 
 
 def cell_key(entry: ZooEntry, section: Any, grid: list[float], cfg: DictConfig) -> str:

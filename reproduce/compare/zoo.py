@@ -40,6 +40,7 @@ class ZooEntry:
     lm_only: str | None = None  # why it does not apply to vision workloads, if it does not
     source: str = ""
     lrs: tuple[float, ...] | None = None  # its own lr grid (a user's entry), instead of the family's
+    lr_scale: float = 1.0  # multiplies the family's grid (sign-based updates take ~10x smaller steps)
 
     def applies(self, section: Any) -> str | None:
         """None when the entry runs on the workload, else the reason it does not."""
@@ -56,7 +57,8 @@ class ZooEntry:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "label": self.label, "target": self.target, "kwargs": dict(self.kwargs),
                 "family": self.family, "kind": self.kind, "source": self.source,
-                "lrs": None if self.lrs is None else list(self.lrs)}
+                "lrs": None if self.lrs is None else list(self.lrs),
+                **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {})}
 
 
 def resolve(target: str) -> type:
@@ -125,6 +127,10 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
              {"mars_type": "adamw", "gamma": 0.025, "betas": (0.95, 0.99), "weight_decay": 0.0,
               "betas_1d": (0.9, 0.95), "weight_decay_1d": 0.0, "is_approx": True, "clip_c": True},
              source="mars"),
+    ZooEntry("mars_lion", "MARS-Lion (approximate, clipped c_t)", "papers.mars:MARS",
+             {"mars_type": "lion", "gamma": 0.025, "betas": (0.95, 0.99), "weight_decay": 0.0,
+              "betas_1d": (0.9, 0.95), "weight_decay_1d": 0.0, "is_approx": True, "clip_c": True},
+             lr_scale=0.1, source="mars"),
     ZooEntry("soap", "SOAP (precondition every 10 steps)", "papers.soap:SOAP",
              {"betas": (0.95, 0.95), "eps": 1e-8, "weight_decay": 0.0, "precondition_frequency": 10,
               "max_precond_dim": 10000}, kind="matrix", source="soap"),
