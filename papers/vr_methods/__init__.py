@@ -5,7 +5,8 @@ et al. 2021; no official code)."""
 from collections.abc import Mapping
 from typing import Any
 
-from common.results.paper import Claim, Paper, lazy
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.storm import STORM
 from papers.vr_methods.svrg import SVRG, linear_coefficients
@@ -72,6 +73,43 @@ def _convex_plan(section: Mapping[str, Any]) -> dict[str, Any]:
     return {**section, "arms": {"svrg": {}, "sgd": {}}, "model": {"kind": "mlp", "hidden": []}}
 
 
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_convex(cfg: Any, ctx: RunContext) -> Measurement:
+    """A1's experiment, :func:`papers.vr_methods.convex.run_convex`."""
+    from papers.vr_methods import convex
+
+    return convex.run_convex(cfg, ctx)
+
+
+def run_depth(cfg: Any, ctx: RunContext) -> Measurement:
+    """A2's experiment, :func:`papers.vr_methods.depth.run_depth`."""
+    from papers.vr_methods import depth
+
+    return depth.run_depth(cfg, ctx)
+
+
+def run_alpha_svrg(cfg: Any, ctx: RunContext) -> Measurement:
+    """A3's experiment, :func:`papers.vr_methods.experiment.run_alpha_svrg`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_alpha_svrg(cfg, ctx)
+
+
+def run_storm(cfg: Any, ctx: RunContext) -> Measurement:
+    """A4's experiment, :func:`papers.vr_methods.experiment.run_storm`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_storm(cfg, ctx)
+
+
+def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
+    """A5's experiment, :func:`papers.vr_methods.experiment.run_cluster`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_cluster(cfg, ctx)
+
+
 PAPER = Paper(
     id="vr_methods",
     title="Variance reduction for deep learning: SVRG / alpha-SVRG, STORM, cluster multi-momentum",
@@ -100,7 +138,7 @@ PAPER = Paper(
                  "SVRG ≤ 1e-6 and SGD ≥ 1e-4 on every eval seed; partially if p < 0.05 and SVRG ≤ SGD/10 on every "
                  "eval seed but a threshold fails; contradicted if SGD is lower at p < 0.05; otherwise not "
                  "reproduced. Protocol caps apply (an unbracketed arm, an unstable winner, too few seeds)",
-            run=lazy("papers.vr_methods.convex:run_convex"),
+            run=run_convex,
             judge=judge_convex,
             headline=headline_convex,
             test=protocol_test_convex,
@@ -120,7 +158,7 @@ PAPER = Paper(
             rule="a diagnostic at the paper's fixed SGD settings (no tuned comparison): reproduced if monotone in "
                  "depth, depth-8 ≥ 0.6 and depth-0 ≤ 0.3; partially if one of the two; not reproduced if neither; "
                  "contradicted if depth-8 < depth-0",
-            run=lazy("papers.vr_methods.depth:run_depth"),
+            run=run_depth,
             judge=judge_depth,
             headline=headline_depth,
             arxiv="1812.04529",
@@ -140,7 +178,7 @@ PAPER = Paper(
                  "alpha-SVRG < baseline (paired one-sided t, p < 0.05) and SVRG > baseline (p < 0.05, SVRG "
                  "bracketed); partially if only the first; contradicted if alpha-SVRG > baseline at p < 0.05; "
                  "otherwise not reproduced. Protocol caps apply",
-            run=lazy("papers.vr_methods.experiment:run_alpha_svrg"),
+            run=run_alpha_svrg,
             judge=judge_alpha_svrg,
             headline=headline_alpha_svrg,
             test=protocol_test_alpha_svrg,
@@ -162,7 +200,7 @@ PAPER = Paper(
                  "partially if the ratio is < 1 (p < 0.05) at every such lr; contradicted if it is > 1 (p < 0.05) "
                  "at every such lr and STORM's tuned loss is worse (p < 0.05); otherwise not reproduced. Protocol "
                  "caps apply",
-            run=lazy("papers.vr_methods.experiment:run_storm"),
+            run=run_storm,
             judge=judge_storm,
             headline=headline_storm,
             test=protocol_test_storm,
@@ -185,7 +223,7 @@ PAPER = Paper(
                  "one-sided t of test accuracy K=10 > K=1. Reproduced if both parts are; partially if one part is "
                  "(at least partially); contradicted if both are contradicted; otherwise not reproduced. Protocol "
                  "caps apply",
-            run=lazy("papers.vr_methods.experiment:run_cluster"),
+            run=run_cluster,
             judge=judge_cluster,
             headline=headline_cluster,
             test=protocol_test_cluster,
