@@ -6,7 +6,9 @@ from common.results.context import RunContext
 from common.results.paper import Claim, Measurement, Paper
 from papers.radam.optim import RAdam
 from papers.radam.verdicts import (
+    C1_RULE,
     C2_RULE,
+    C3_RULE,
     headline_accuracy,
     headline_lr_robustness,
     headline_variance,
@@ -70,8 +72,7 @@ PAPER = Paper(
                          "5000 traj × 6000 it.)",
             source="Fig. 9 [paper]",
             metric="early/late variance ratio: mean Var over t∈[20,100] / mean over t∈[5000,6000], per µ",
-            rule="reproduced if for every µ Adam's ratio ≥ 10 and the rectified ratio ∈ [0.5, 2]; partially if "
-                 "only one holds; not reproduced if neither; contradicted if rectified ≥ Adam for some µ",
+            rule=C1_RULE,
             run=run_variance,
             judge=judge_variance,
             headline=headline_variance,
@@ -100,8 +101,7 @@ PAPER = Paper(
             source="Table 1 [paper]",
             metric="final test accuracy at each arm's best LR (chosen on val, seed 0), mean over seeds; "
                    "spread = std of seed-0 test acc over the LR grid",
-            rule="reproduced if RAdam best ≥ Adam best + 0.3 pp and RAdam's spread < Adam's; partially if "
-                 "exactly one holds; contradicted if Adam best > RAdam best + 0.3 pp; SGD reported, not judged",
+            rule=C3_RULE,
             run=run_accuracy,
             judge=judge_accuracy,
             headline=headline_accuracy,

@@ -15,7 +15,9 @@ from papers.rl_variance.aggregation import (
 )
 from papers.rl_variance.optim import ASGLD
 from papers.rl_variance.verdicts import (
+    B1_RULE,
     B2_RULE,
+    B3_RULE,
     B4_RULE,
     headline_aggregation,
     headline_deepsea,
@@ -118,8 +120,7 @@ PAPER = Paper(
             source="lmc abstract (arXiv:2305.18246); the DeepSea setting and the preliminary seed are ours",
             metric="seeds (of 5) with a success within the episode budget at N=20 (first-success episode, fraction of "
                    "episodes solved; N=10 and a 1/β sweep reported)",
-            rule="reproduced if LMC solves ≥4/5 seeds and ε-greedy ≤1/5; partially if LMC solves 2-3/5 (more than "
-                 "ε-greedy); not reproduced if LMC ≤1/5; contradicted if ε-greedy solves more seeds than LMC",
+            rule=B1_RULE,
             run=run_deepsea,
             judge=judge_deepsea,
             headline=headline_deepsea,
@@ -152,10 +153,7 @@ PAPER = Paper(
             source="dl abstract (arXiv:2509.07558)",
             metric="on a toy token MDP with the exact gradient by enumeration, over 20k resampled batches: relative "
                    "bias rb (noise-debiased, bootstrap SE) and tr Var(ĝ/c); 300-step RL runs reported",
-            rule="reproduced if GRPO and DAPO have b2 > 3 SE and rb ≥ 0.02, ΔL (α=1) has b2 ≤ 3 SE, and tr Var(ΔL) < "
-                 "tr Var(Dr.GRPO); partially if the variance ordering holds but ΔL is detectably biased or GRPO/DAPO "
-                 "are not; not reproduced if tr Var(ΔL) ≥ tr Var(Dr.GRPO); contradicted if ΔL is both more biased "
-                 "than GRPO and higher-variance than Dr.GRPO",
+            rule=B3_RULE,
             run=run_aggregation,
             judge=judge_aggregation,
             headline=headline_aggregation,

@@ -11,6 +11,9 @@ from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.storm import STORM
 from papers.vr_methods.svrg import SVRG, linear_coefficients
 from papers.vr_methods.verdicts import (
+    A1_RULE,
+    A2_RULE,
+    A4_RULE,
     headline_alpha_svrg,
     headline_cluster,
     headline_convex,
@@ -133,11 +136,7 @@ PAPER = Paper(
                    "Bottou 2019's introduction [paper]",
             metric="f(w) - f* after 12 gradient passes (SGD 12 epochs, SVRG 6 epochs in cache mode) at each arm's "
                    "tuned constant step size, per eval seed; f* by float64 L-BFGS",
-            rule="step size of each arm tuned on tuning seeds (mean final suboptimality, x2 grid, bracketed), then "
-                 "5 paired eval seeds; paired t-test of log10 suboptimality SVRG - SGD. Reproduced if p < 0.05, "
-                 "SVRG ≤ 1e-6 and SGD ≥ 1e-4 on every eval seed; partially if p < 0.05 and SVRG ≤ SGD/10 on every "
-                 "eval seed but a threshold fails; contradicted if SGD is lower at p < 0.05; otherwise not "
-                 "reproduced. Protocol caps apply (an unbracketed arm, an unstable winner, too few seeds)",
+            rule=A1_RULE,
             run=run_convex,
             judge=judge_convex,
             headline=headline_convex,
@@ -155,9 +154,7 @@ PAPER = Paper(
             source="Defazio & Bottou 2019 (arXiv 1812.04529) abstract [abs], ratio figures [unverified]",
             metric="Σ_k Var over probe minibatches of the SVRG estimate / the same for SGD, end of epoch 2 (99%), "
                    "ReLU MLPs width 256, depth {0, 2, 4, 8}, plain SGD lr 0.05",
-            rule="a diagnostic at the paper's fixed SGD settings (no tuned comparison): reproduced if monotone in "
-                 "depth, depth-8 ≥ 0.6 and depth-0 ≤ 0.3; partially if one of the two; not reproduced if neither; "
-                 "contradicted if depth-8 < depth-0",
+            rule=A2_RULE,
             run=run_depth,
             judge=judge_depth,
             headline=headline_depth,
@@ -194,12 +191,7 @@ PAPER = Paper(
             metric="mean over probes (every 50 steps) of ||d_t - ∇F(x_t)||² against the full training gradient, "
                    "STORM (a = 0.1) / EMA momentum (μ = dampening = 0.9) at equal lrs of a shared grid, per eval "
                    "seed; separately, final train loss at each arm's tuned lr",
-            rule="estimator comparison at equal lr: per lr, the geometric mean of the per-seed error ratio with a "
-                 "95% interval (paired t on log error). Reproduced if the ratio is < 1 (p < 0.05) and ≤ 0.5 at "
-                 "every lr where both arms ran, and STORM's tuned train loss is not worse (paired, p < 0.05); "
-                 "partially if the ratio is < 1 (p < 0.05) at every such lr; contradicted if it is > 1 (p < 0.05) "
-                 "at every such lr and STORM's tuned loss is worse (p < 0.05); otherwise not reproduced. Protocol "
-                 "caps apply",
+            rule=A4_RULE,
             run=run_storm,
             judge=judge_storm,
             headline=headline_storm,
