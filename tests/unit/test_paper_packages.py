@@ -1,5 +1,5 @@
-"""A paper package imports light (its optimizers without Lightning) and names each claim's experiment by a function
-whose target exists."""
+"""A paper package imports light (its optimizers without Lightning), names each claim's experiment by a function
+whose target exists, and has its row and usage line in the top-level README."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from reproduce.registry import all_papers, paper_ids
+from reproduce.registry import all_papers, paper_ids, repo_root
 
 
 def test_importing_every_paper_loads_neither_lightning_nor_matplotlib():
@@ -44,3 +44,10 @@ def test_every_claim_runs_a_function_of_its_paper_that_reaches_an_experiment():
             module, function = _target(claim.run)
             assert module.startswith(paper.package + "."), f"{paper.id} {claim.id}: {module}"
             assert callable(getattr(importlib.import_module(module), function)), f"{paper.id} {claim.id}"
+
+
+def test_the_readme_lists_every_paper_in_its_table_and_usage_block():
+    readme = (repo_root() / "README.md").read_text()
+    for paper in all_papers():
+        assert f"| `{paper.id}` |" in readme, f"{paper.id} has no row in the README's papers table"
+        assert f"from papers.{paper.id} import " in readme, f"{paper.id} is missing from the README's usage block"
