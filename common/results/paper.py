@@ -26,7 +26,10 @@ class Claim:
     """One headline claim of a paper and the experiment that tests it.
 
     ``run(cfg, ctx)`` performs the experiment for one preset's config section; ``judge(summary)``
-    applies the verdict rule to the measured summary (so verdicts can be recomputed from a record).
+    applies the verdict rule to the measured summary (so verdicts can be recomputed from a record). A paper's
+    ``run`` functions live in its ``__init__`` and import their experiment module when called, so importing the
+    paper's optimizers does not load Lightning. Claims with the same ``run`` function and equal config sections
+    share one measurement: the runner makes it once and each claim judges it.
     ``tolerances`` bound the drift of summary metrics in the regression suite (absolute).
     """
 
@@ -80,16 +83,3 @@ class Paper:
         found = {p.stem for p in self.configs_dir().glob("*.yaml")}
         return [p for p in order if p in found] + sorted(found - set(order))
 
-
-def lazy(target: str) -> Callable[[Any, Any], Measurement]:
-    """``"package.module:function"`` resolved on first call, so ``from papers.x import Optimizer`` does not
-    import Lightning, the datamodules and matplotlib that only the experiments need."""
-    module_name, _, attr = target.partition(":")
-
-    def run(cfg: Any, ctx: Any) -> Measurement:
-        import importlib
-
-        return getattr(importlib.import_module(module_name), attr)(cfg, ctx)
-
-    run.__qualname__ = run.__name__ = attr
-    return run

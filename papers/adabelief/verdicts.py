@@ -98,12 +98,12 @@ def headline_toy(s: Mapping[str, Any]) -> str:
 
 C2_RULE = ("each arm's lr tuned on the tuning seeds by final val error (bracketing), measured on the eval seeds, "
            "paired one-sided t-tests over eval seeds: (a) 'as fast as Adam' holds if AdaBelief's train loss at "
-           f"{{speed}} of the steps is below {C2_SPEED_FACTOR}x Adam's at p < 0.05; (b) 'generalizes like SGD' holds "
+           f"50% of the steps is below {C2_SPEED_FACTOR}x Adam's at p < 0.05; (b) 'generalizes like SGD' holds "
            "if AdaBelief's test accuracy is above Adam's at p < 0.05 and above SGD's minus "
            f"{C2_SGD_SLACK_PP} pp at p < 0.05. Reproduced if (a) and (b); partially if exactly one; not reproduced if "
            f"neither; contradicted if AdaBelief's accuracy is below Adam's minus {C2_CONTRA_ACC_PP} pp and its train "
            f"loss above {C2_CONTRA_SPEED}x Adam's, both at p < 0.05. A win over an unbracketed Adam or SGD, or a loss "
-           "of an unbracketed AdaBelief, is inconclusive").replace("{speed}", "50%")
+           "of an unbracketed AdaBelief, is inconclusive")
 
 
 def _vals(s: Mapping[str, Any], arm: str, key: str) -> list[float]:

@@ -26,12 +26,18 @@ C2_BEST_MARGIN = 0.02  # nats
 C2_SPREAD_FACTOR = 0.5
 C3_MARGIN_PP = 0.3
 
+C1_RULE = (f"reproduced if for every µ Adam's ratio ≥ {C1_ADAM_MIN:g} and the rectified ratio ∈ [{C1_RECT_BAND[0]:g}, "
+           f"{C1_RECT_BAND[1]:g}]; partially if only one holds; not reproduced if neither; contradicted if rectified ≥ "
+           "Adam for some µ")
 C2_RULE = (f"each arm's lr tuned by the protocol, the choice run on the eval seeds, the whole grid also run on the "
            f"eval seeds. Reproduced if all of: (a) the 95% interval of RAdam - Adam+warmup at their tuned lrs lies "
            f"below +{C2_BEST_MARGIN} nats, (b) RAdam's spread S (std over the grid of the eval-seed mean final loss; a "
            f"failed run counts as ln 256) <= {C2_SPREAD_FACTOR}·S(Adam), (c) F(RAdam) <= F(Adam+warmup) (failed "
            "runs; not exercised when both are 0, then it counts neither way); partially if one exercised check "
            "fails; not reproduced if more fail; contradicted if S(RAdam) > S(Adam) and F(RAdam) > F(Adam)")
+
+C3_RULE = (f"reproduced if RAdam best ≥ Adam best + {C3_MARGIN_PP:g} pp and RAdam's spread < Adam's; partially if "
+           f"exactly one holds; contradicted if Adam best > RAdam best + {C3_MARGIN_PP:g} pp; SGD reported, not judged")
 
 
 def judge_variance(s: Mapping[str, Any]) -> Verdict:

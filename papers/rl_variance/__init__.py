@@ -1,7 +1,10 @@
 """Variance in RL and RLVR: LMC-LSVI / Adam LMCDQN (Ishfaq et al., ICLR 2024; RLC 2024), Delta-L loss aggregation
 (He et al., 2025) and GVPO (Zhang et al., NeurIPS 2025), with in-repo environments."""
 
-from common.results.paper import Claim, Paper, lazy
+from typing import Any
+
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.rl_variance.aggregation import (
     AggConfig,
     aggregate,
@@ -12,7 +15,9 @@ from papers.rl_variance.aggregation import (
 )
 from papers.rl_variance.optim import ASGLD
 from papers.rl_variance.verdicts import (
+    B1_RULE,
     B2_RULE,
+    B3_RULE,
     B4_RULE,
     headline_aggregation,
     headline_deepsea,
@@ -63,6 +68,37 @@ BIBTEX = r"""
 }
 """
 
+
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_deepsea(cfg: Any, ctx: RunContext) -> Measurement:
+    """B1's experiment, :func:`papers.rl_variance.exp_deepsea.run_deepsea`."""
+    from papers.rl_variance import exp_deepsea
+
+    return exp_deepsea.run_deepsea(cfg, ctx)
+
+
+def run_nchain(cfg: Any, ctx: RunContext) -> Measurement:
+    """B2's experiment, :func:`papers.rl_variance.exp_nchain.run_nchain`."""
+    from papers.rl_variance import exp_nchain
+
+    return exp_nchain.run_nchain(cfg, ctx)
+
+
+def run_aggregation(cfg: Any, ctx: RunContext) -> Measurement:
+    """B3's experiment, :func:`papers.rl_variance.exp_aggregation.run_aggregation`."""
+    from papers.rl_variance import exp_aggregation
+
+    return exp_aggregation.run_aggregation(cfg, ctx)
+
+
+def run_gvpo(cfg: Any, ctx: RunContext) -> Measurement:
+    """B4's experiment, :func:`papers.rl_variance.exp_gvpo.run_gvpo`."""
+    from papers.rl_variance import exp_gvpo
+
+    return exp_gvpo.run_gvpo(cfg, ctx)
+
+
 PAPER = Paper(
     id="rl_variance",
     title="Variance in RL and RLVR: Langevin Monte Carlo exploration (LMC-LSVI, Adam LMCDQN), ΔL loss aggregation "
@@ -84,9 +120,8 @@ PAPER = Paper(
             source="lmc abstract (arXiv:2305.18246); the DeepSea setting and the preliminary seed are ours",
             metric="seeds (of 5) with a success within the episode budget at N=20 (first-success episode, fraction of "
                    "episodes solved; N=10 and a 1/β sweep reported)",
-            rule="reproduced if LMC solves ≥4/5 seeds and ε-greedy ≤1/5; partially if LMC solves 2-3/5 (more than "
-                 "ε-greedy); not reproduced if LMC ≤1/5; contradicted if ε-greedy solves more seeds than LMC",
-            run=lazy("papers.rl_variance.exp_deepsea:run_deepsea"),
+            rule=B1_RULE,
+            run=run_deepsea,
             judge=judge_deepsea,
             headline=headline_deepsea,
             arxiv="2305.18246",
@@ -103,7 +138,7 @@ PAPER = Paper(
             metric="regret = 10 - greedy eval return (mean of the last evaluations) at N=50, each arm at its lr and "
                    "exploration knob tuned on the tuning seeds, paired over the eval seeds; N=25 reported",
             rule=B2_RULE,
-            run=lazy("papers.rl_variance.exp_nchain:run_nchain"),
+            run=run_nchain,
             judge=judge_nchain,
             test=test_nchain,
             headline=headline_nchain,
@@ -118,11 +153,8 @@ PAPER = Paper(
             source="dl abstract (arXiv:2509.07558)",
             metric="on a toy token MDP with the exact gradient by enumeration, over 20k resampled batches: relative "
                    "bias rb (noise-debiased, bootstrap SE) and tr Var(ĝ/c); 300-step RL runs reported",
-            rule="reproduced if GRPO and DAPO have b2 > 3 SE and rb ≥ 0.02, ΔL (α=1) has b2 ≤ 3 SE, and tr Var(ΔL) < "
-                 "tr Var(Dr.GRPO); partially if the variance ordering holds but ΔL is detectably biased or GRPO/DAPO "
-                 "are not; not reproduced if tr Var(ΔL) ≥ tr Var(Dr.GRPO); contradicted if ΔL is both more biased "
-                 "than GRPO and higher-variance than Dr.GRPO",
-            run=lazy("papers.rl_variance.exp_aggregation:run_aggregation"),
+            rule=B3_RULE,
+            run=run_aggregation,
             judge=judge_aggregation,
             headline=headline_aggregation,
             arxiv="2509.07558",
@@ -139,7 +171,7 @@ PAPER = Paper(
                    "(arm, μ) tuned on the tuning seeds, mean over the eval seeds, μ ∈ {on-policy, uniform, stale = "
                    "π_ref}; anchor=old reported",
             rule=B4_RULE,
-            run=lazy("papers.rl_variance.exp_gvpo:run_gvpo"),
+            run=run_gvpo,
             judge=judge_gvpo,
             test=test_gvpo,
             headline=headline_gvpo,

@@ -28,6 +28,11 @@ def _fmt(v: Any) -> str:
 
 
 # --- B1 -------------------------------------------------------------------------------------------------------
+B1_RULE = (f"reproduced if LMC solves ≥{B1_LMC_MIN}/5 seeds and ε-greedy ≤{B1_EG_MAX}/5; partially if LMC solves "
+           f"{B1_PARTIAL_MIN}-{B1_LMC_MIN - 1}/5 (more than ε-greedy); not reproduced if LMC ≤{B1_PARTIAL_MIN - 1}/5; "
+           "contradicted if ε-greedy solves more seeds than LMC")
+
+
 def judge_deepsea(s: Mapping[str, Any]) -> Verdict:
     at = s["sizes"][f"N{s['verdict_size']}"]
     n = s["seeds"]
@@ -104,6 +109,12 @@ def headline_nchain(s: Mapping[str, Any]) -> str:
 
 
 # --- B3 -------------------------------------------------------------------------------------------------------
+B3_RULE = (f"reproduced if GRPO and DAPO have b2 > {B3_SE:g} SE and rb ≥ {B3_MIN_RB}, ΔL (α=1) has b2 ≤ {B3_SE:g} SE, "
+           "and tr Var(ΔL) < tr Var(Dr.GRPO); partially if the variance ordering holds but ΔL is detectably biased "
+           "or GRPO/DAPO are not; not reproduced if tr Var(ΔL) ≥ tr Var(Dr.GRPO); contradicted if ΔL is both more "
+           "biased than GRPO and higher-variance than Dr.GRPO")
+
+
 def _biased(st: Mapping[str, Any]) -> bool:
     return st["b2"] > B3_SE * st["b2_se"] and st["rb"] >= B3_MIN_RB
 
@@ -134,11 +145,11 @@ def headline_aggregation(s: Mapping[str, Any]) -> str:
 
 # --- B4 -------------------------------------------------------------------------------------------------------
 B4_RULE = ("per sampling distribution mu, each arm's lr tuned on the tuning seeds (bracketing), KL(pi*||pi_theta) on "
-           "the eval seeds and a paired one-sided t-test of GVPO - GRPO-style: reproduced if GVPO's mean KL < 0.01 "
-           "for all three mu and, under uniform and stale sampling, GRPO-style's KL is >= 10x GVPO's with p < 0.05; "
-           "partially if GVPO < 0.01 on-policy only or the contrast fails; not reproduced if GVPO's on-policy KL >= "
-           "0.01; contradicted if GRPO-style's KL is lower than GVPO's under an off-policy mu at p < 0.05. A win "
-           "over an unbracketed GRPO-style arm, or a loss of an unbracketed GVPO arm, is inconclusive")
+           f"the eval seeds and a paired one-sided t-test of GVPO - GRPO-style: reproduced if GVPO's mean KL < {B4_KL} "
+           f"for all three mu and, under uniform and stale sampling, GRPO-style's KL is >= {B4_FACTOR:g}x GVPO's with "
+           f"p < 0.05; partially if GVPO < {B4_KL} on-policy only or the contrast fails; not reproduced if GVPO's "
+           f"on-policy KL >= {B4_KL}; contradicted if GRPO-style's KL is lower than GVPO's under an off-policy mu at "
+           "p < 0.05. A win over an unbracketed GRPO-style arm, or a loss of an unbracketed GVPO arm, is inconclusive")
 OFF_POLICY = ("uniform", "stale")
 
 

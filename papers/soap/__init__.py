@@ -1,7 +1,9 @@
 """SOAP: Improving and Stabilizing Shampoo using Adam (Vyas et al., ICLR 2025)."""
 
-from common.results.paper import Claim, Paper
-from papers.soap.experiment import run_fewer_iterations
+from typing import Any
+
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.soap.optim import SOAP
 from papers.soap.shampoo import Shampoo
 from papers.soap.verdicts import RULE, headline_iterations, judge_iterations, test_iterations
@@ -17,6 +19,16 @@ BIBTEX = r"""
   archivePrefix = {arXiv}
 }
 """
+
+
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_fewer_iterations(cfg: Any, ctx: RunContext) -> Measurement:
+    """P1's experiment, :func:`papers.soap.experiment.run_fewer_iterations`."""
+    from papers.soap import experiment
+
+    return experiment.run_fewer_iterations(cfg, ctx)
+
 
 PAPER = Paper(
     id="soap",

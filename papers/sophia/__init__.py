@@ -1,7 +1,9 @@
 """Sophia: A Scalable Stochastic Second-order Optimizer for Language Model Pre-training (Liu et al., ICLR 2024)."""
 
-from common.results.paper import Claim, Paper
-from papers.sophia.experiment import run_steps_to_target
+from typing import Any
+
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.sophia.hessian import gnb_hessian_step, hessian_update_due, hutchinson_hessian_step
 from papers.sophia.optim import SophiaG, SophiaH
 from papers.sophia.verdicts import RULE, headline_steps, judge_steps, test_steps
@@ -16,6 +18,16 @@ BIBTEX = r"""
   archivePrefix = {arXiv}
 }
 """
+
+
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
+    """S1's experiment, :func:`papers.sophia.experiment.run_steps_to_target`."""
+    from papers.sophia import experiment
+
+    return experiment.run_steps_to_target(cfg, ctx)
+
 
 PAPER = Paper(
     id="sophia",

@@ -1,7 +1,9 @@
 """Stable-SPAM: How to Train in 4-Bit More Stably than 16-Bit Adam (Huang et al., 2025), with SPAM (ICLR 2025)."""
 
-from common.results.paper import Claim, Paper
-from papers.stable_spam.experiment import run_stable_spam
+from typing import Any
+
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.stable_spam.optim import SPAM, StableSPAM
 from papers.stable_spam.verdicts import (
     RULE_S1,
@@ -39,9 +41,18 @@ BIBTEX = r"""
 _SETTING = ("six arms on a tiny LLaMA under fake W4A4 (Adam fp, Adam-INT4, Adam+GradClip-INT4, SPAM-INT4, "
             "Stable-SPAM-INT4 official and fixed), each lr tuned by the protocol over the same grid, the choice on "
             "the eval seeds; verdict of the official semantics, the fixed semantics' beside it")
-_RUN = run_stable_spam
 _TOL = {"arms.stablespam_official_int4.mean": 0.05, "arms.stablespam_fixed_int4.mean": 0.05,
         "arms.adam_int4.mean": 0.05, "arms.adam_fp.mean": 0.05}
+
+
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_stable_spam(cfg: Any, ctx: RunContext) -> Measurement:
+    """S1-S3's experiment, :func:`papers.stable_spam.experiment.run_stable_spam`."""
+    from papers.stable_spam import experiment
+
+    return experiment.run_stable_spam(cfg, ctx)
+
 
 PAPER = Paper(
     id="stable_spam",
@@ -64,7 +75,7 @@ PAPER = Paper(
             metric=f"failed runs F and loss spikes over each arm's tuning grid; final val loss at the tuned lrs "
                    f"(eval seeds, paired); {_SETTING}",
             rule=RULE_S1,
-            run=_RUN, judge=judge_s1, test=test_s1, headline=headline_s1, tolerances=_TOL,
+            run=run_stable_spam, judge=judge_s1, test=test_s1, headline=headline_s1, tolerances=_TOL,
         ),
         Claim(
             id="s2",
@@ -73,7 +84,7 @@ PAPER = Paper(
             source="abstract, Table 1 [paper]",
             metric=f"SS-INT4 - Adam-fp final val loss at the tuned lrs, paired over eval seeds; {_SETTING}",
             rule=RULE_S2,
-            run=_RUN, judge=judge_s2, test=test_s2, headline=headline_s2, tolerances=_TOL,
+            run=run_stable_spam, judge=judge_s2, test=test_s2, headline=headline_s2, tolerances=_TOL,
         ),
         Claim(
             id="s3",
@@ -83,7 +94,7 @@ PAPER = Paper(
             metric=f"SS's mean final val loss from runs whose schedules end at 0.5 T against Adam*'s at T; "
                    f"{_SETTING}",
             rule=RULE_S3,
-            run=_RUN, judge=judge_s3, test=test_s3, headline=headline_s3, tolerances=_TOL,
+            run=run_stable_spam, judge=judge_s3, test=test_s3, headline=headline_s3, tolerances=_TOL,
         ),
     ),
 )

@@ -5,11 +5,15 @@ et al. 2021; no official code)."""
 from collections.abc import Mapping
 from typing import Any
 
-from common.results.paper import Claim, Paper, lazy
+from common.results.context import RunContext
+from common.results.paper import Claim, Measurement, Paper
 from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.storm import STORM
 from papers.vr_methods.svrg import SVRG, linear_coefficients
 from papers.vr_methods.verdicts import (
+    A1_RULE,
+    A2_RULE,
+    A4_RULE,
     headline_alpha_svrg,
     headline_cluster,
     headline_convex,
@@ -72,6 +76,43 @@ def _convex_plan(section: Mapping[str, Any]) -> dict[str, Any]:
     return {**section, "arms": {"svrg": {}, "sgd": {}}, "model": {"kind": "mlp", "hidden": []}}
 
 
+# The experiments import Lightning, data and plotting; each is imported when its claim runs, so importing an
+# optimizer from this package stays light.
+def run_convex(cfg: Any, ctx: RunContext) -> Measurement:
+    """A1's experiment, :func:`papers.vr_methods.convex.run_convex`."""
+    from papers.vr_methods import convex
+
+    return convex.run_convex(cfg, ctx)
+
+
+def run_depth(cfg: Any, ctx: RunContext) -> Measurement:
+    """A2's experiment, :func:`papers.vr_methods.depth.run_depth`."""
+    from papers.vr_methods import depth
+
+    return depth.run_depth(cfg, ctx)
+
+
+def run_alpha_svrg(cfg: Any, ctx: RunContext) -> Measurement:
+    """A3's experiment, :func:`papers.vr_methods.experiment.run_alpha_svrg`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_alpha_svrg(cfg, ctx)
+
+
+def run_storm(cfg: Any, ctx: RunContext) -> Measurement:
+    """A4's experiment, :func:`papers.vr_methods.experiment.run_storm`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_storm(cfg, ctx)
+
+
+def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
+    """A5's experiment, :func:`papers.vr_methods.experiment.run_cluster`."""
+    from papers.vr_methods import experiment
+
+    return experiment.run_cluster(cfg, ctx)
+
+
 PAPER = Paper(
     id="vr_methods",
     title="Variance reduction for deep learning: SVRG / alpha-SVRG, STORM, cluster multi-momentum",
@@ -95,12 +136,8 @@ PAPER = Paper(
                    "Bottou 2019's introduction [paper]",
             metric="f(w) - f* after 12 gradient passes (SGD 12 epochs, SVRG 6 epochs in cache mode) at each arm's "
                    "tuned constant step size, per eval seed; f* by float64 L-BFGS",
-            rule="step size of each arm tuned on tuning seeds (mean final suboptimality, x2 grid, bracketed), then "
-                 "5 paired eval seeds; paired t-test of log10 suboptimality SVRG - SGD. Reproduced if p < 0.05, "
-                 "SVRG ≤ 1e-6 and SGD ≥ 1e-4 on every eval seed; partially if p < 0.05 and SVRG ≤ SGD/10 on every "
-                 "eval seed but a threshold fails; contradicted if SGD is lower at p < 0.05; otherwise not "
-                 "reproduced. Protocol caps apply (an unbracketed arm, an unstable winner, too few seeds)",
-            run=lazy("papers.vr_methods.convex:run_convex"),
+            rule=A1_RULE,
+            run=run_convex,
             judge=judge_convex,
             headline=headline_convex,
             test=protocol_test_convex,
@@ -117,10 +154,8 @@ PAPER = Paper(
             source="Defazio & Bottou 2019 (arXiv 1812.04529) abstract [abs], ratio figures [unverified]",
             metric="Σ_k Var over probe minibatches of the SVRG estimate / the same for SGD, end of epoch 2 (99%), "
                    "ReLU MLPs width 256, depth {0, 2, 4, 8}, plain SGD lr 0.05",
-            rule="a diagnostic at the paper's fixed SGD settings (no tuned comparison): reproduced if monotone in "
-                 "depth, depth-8 ≥ 0.6 and depth-0 ≤ 0.3; partially if one of the two; not reproduced if neither; "
-                 "contradicted if depth-8 < depth-0",
-            run=lazy("papers.vr_methods.depth:run_depth"),
+            rule=A2_RULE,
+            run=run_depth,
             judge=judge_depth,
             headline=headline_depth,
             arxiv="1812.04529",
@@ -140,7 +175,7 @@ PAPER = Paper(
                  "alpha-SVRG < baseline (paired one-sided t, p < 0.05) and SVRG > baseline (p < 0.05, SVRG "
                  "bracketed); partially if only the first; contradicted if alpha-SVRG > baseline at p < 0.05; "
                  "otherwise not reproduced. Protocol caps apply",
-            run=lazy("papers.vr_methods.experiment:run_alpha_svrg"),
+            run=run_alpha_svrg,
             judge=judge_alpha_svrg,
             headline=headline_alpha_svrg,
             test=protocol_test_alpha_svrg,
@@ -156,13 +191,8 @@ PAPER = Paper(
             metric="mean over probes (every 50 steps) of ||d_t - ∇F(x_t)||² against the full training gradient, "
                    "STORM (a = 0.1) / EMA momentum (μ = dampening = 0.9) at equal lrs of a shared grid, per eval "
                    "seed; separately, final train loss at each arm's tuned lr",
-            rule="estimator comparison at equal lr: per lr, the geometric mean of the per-seed error ratio with a "
-                 "95% interval (paired t on log error). Reproduced if the ratio is < 1 (p < 0.05) and ≤ 0.5 at "
-                 "every lr where both arms ran, and STORM's tuned train loss is not worse (paired, p < 0.05); "
-                 "partially if the ratio is < 1 (p < 0.05) at every such lr; contradicted if it is > 1 (p < 0.05) "
-                 "at every such lr and STORM's tuned loss is worse (p < 0.05); otherwise not reproduced. Protocol "
-                 "caps apply",
-            run=lazy("papers.vr_methods.experiment:run_storm"),
+            rule=A4_RULE,
+            run=run_storm,
             judge=judge_storm,
             headline=headline_storm,
             test=protocol_test_storm,
@@ -185,7 +215,7 @@ PAPER = Paper(
                  "one-sided t of test accuracy K=10 > K=1. Reproduced if both parts are; partially if one part is "
                  "(at least partially); contradicted if both are contradicted; otherwise not reproduced. Protocol "
                  "caps apply",
-            run=lazy("papers.vr_methods.experiment:run_cluster"),
+            run=run_cluster,
             judge=judge_cluster,
             headline=headline_cluster,
             test=protocol_test_cluster,

@@ -42,6 +42,29 @@ A4_RATIO_FULL = 0.5
 NOT_EXERCISED = "not exercised"
 
 
+def _sci(x: float) -> str:
+    """``1e-06`` written as ``1e-6``."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+A1_RULE = ("step size of each arm tuned on tuning seeds (mean final suboptimality, x2 grid, bracketed), then "
+           "5 paired eval seeds; paired t-test of log10 suboptimality SVRG - SGD. Reproduced if p < 0.05, "
+           f"SVRG ≤ {_sci(A1_SVRG_MAX)} and SGD ≥ {_sci(A1_SGD_MIN)} on every eval seed; partially if p < 0.05 and "
+           f"SVRG ≤ SGD/{A1_FACTOR:g} on every eval seed but a threshold fails; contradicted if SGD is lower at "
+           "p < 0.05; "
+           "otherwise not reproduced. Protocol caps apply (an unbracketed arm, an unstable winner, too few seeds)")
+A2_RULE = ("a diagnostic at the paper's fixed SGD settings (no tuned comparison): reproduced if monotone in depth, "
+           f"depth-8 ≥ {A2_DEEP_MIN:g} and depth-0 ≤ {A2_SHALLOW_MAX:g}; partially if one of the two; not reproduced "
+           "if neither; contradicted if depth-8 < depth-0")
+A4_RULE = ("estimator comparison at equal lr: per lr, the geometric mean of the per-seed error ratio with a 95% "
+           "interval (paired t on log error). Reproduced if the ratio is < 1 (p < 0.05) and "
+           f"≤ {A4_RATIO_FULL:g} at every lr where both arms ran, and STORM's tuned train loss is not worse (paired, "
+           "p < 0.05); partially if the ratio is < 1 (p < 0.05) at every such lr; contradicted if it is > 1 "
+           "(p < 0.05) at every such lr and STORM's tuned loss is worse (p < 0.05); otherwise not reproduced. "
+           "Protocol caps apply")
+
+
 def _g(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3g}"
 

@@ -1,4 +1,5 @@
-"""Every bad input in DESIGN.md's CLI section: one clear line on stderr and a non-zero exit."""
+"""Every bad input the CLI refuses (unknown paper, claim, preset or key, malformed YAML, wrong types, values out
+of range): one clear line on stderr and a non-zero exit."""
 
 import pytest
 

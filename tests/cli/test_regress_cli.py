@@ -18,7 +18,7 @@ def test_regress_passes_on_a_faithful_rerun_and_fails_on_drift(tmp_path, capsys)
     assert "adam_ratio_min" in out and "DRIFT" not in out
 
     data = json.loads(record.read_text())
-    data["summary"]["adam_ratio_min"] += 100.0  # a reference the code no longer reproduces
+    data["summary"]["adam_ratio_min"] += 100.0  # a reference the code does not reproduce
     record.write_text(json.dumps(data))
     assert main(["regress", "radam", "--reference", str(reference), "--out", str(tmp_path / "rerun2")]) == 1
     assert "DRIFT" in capsys.readouterr().out

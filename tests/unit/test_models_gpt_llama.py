@@ -37,10 +37,9 @@ def logits(model: GPT) -> torch.Tensor:
 
 # --- the default is still nanoGPT's GPT-2 ----------------------------------------------------------------
 
-# Recorded once from the code before the LLaMA switches existed (torch 2.13 CPU): torch.manual_seed(0), build, forward
-# idx_batch(). The new code was also compared with the old file directly: logits, gradients, state_dict keys and the
-# RNG state afterwards were bit-identical. The tolerance only allows for BLAS differences between CPUs; a change in
-# structure, init or RNG use moves these numbers by ~1e-2.
+# With every LLaMA switch off the model is nanoGPT's GPT-2; these numbers pin it (torch 2.13 CPU: torch.manual_seed(0),
+# build, forward idx_batch()), so a LLaMA option cannot leak into the default. The tolerance only allows for BLAS
+# differences between CPUs; a change in structure, init or RNG use moves these numbers by ~1e-2.
 REFERENCE = {
     "default": {
         "kw": {},

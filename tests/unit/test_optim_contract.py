@@ -1,6 +1,6 @@
-"""The API contract every optimizer in the repo keeps (DESIGN.md, paper contract point 1), checked the same
-way for all of them: closures, params without grad, sparse/complex errors, per-group validation, an empty
-parameter list, and a bit-identical state_dict resume."""
+"""The API contract every optimizer in the repo keeps (torch.optim's behaviour, so any of them drops into a training
+loop written for torch.optim), checked the same way for all of them: closures, params without grad, sparse/complex
+errors, per-group validation, an empty parameter list, and a bit-identical state_dict resume."""
 
 import io
 

@@ -231,7 +231,8 @@ def test_defaults_are_the_official_ones() -> None:
 
 
 def test_param_groups_equal_separate_optimizers() -> None:
-    """Guards issue #24 (group 0's lr used for every group) and PR #36 (one cache shared across betas)."""
+    """Two bugs of the official repository (its issue #24: group 0's lr used for every group; PR #36: one step-size
+    cache shared across betas) stay absent here."""
     cfg_a = {"lr": 1e-2, "betas": (0.9, 0.99), "weight_decay": 0.1}
     cfg_b = {"lr": 3e-3, "betas": (0.8, 0.95), "weight_decay": 0.0}
     joint = make_params()
