@@ -1,6 +1,7 @@
 """Claims A3 (alpha-SVRG vs SVRG vs the AdamW baseline), A4 (STORM's estimator error vs EMA momentum) and A5
-(cluster multi-momentum vs single momentum, clean and noisy labels): Fashion-MNIST MLPs trained through one
-manual-optimization LightningModule (``papers.vr_methods.lit.VRClassifier``) with ``common.lit.fit``.
+(cluster multi-momentum vs single momentum, clean and noisy labels): Fashion-MNIST MLPs (A3's paper preset:
+ConvNeXt-femto, via ``common.models.build.build_classifier``) trained through one manual-optimization
+LightningModule (``papers.vr_methods.lit.VRClassifier``) with ``common.lit.fit``.
 
 Every arm of a claim goes through the tuning-and-evidence protocol (``common.results.sweep.protocol_sweep``): its
 lr is tuned on the tuning seeds over the same x2 grid as every other arm (mean of the end-of-run metric, a
