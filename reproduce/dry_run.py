@@ -153,6 +153,13 @@ def _vision_model(section: Mapping[str, Any], dataset: str) -> Any:
         return mlp(channels * size * size, hidden, classes), (channels, size)
     if kind == "mlp" and model.get("hidden") is not None:  # [] is a linear model
         return mlp(channels * size * size, list(model["hidden"]), classes), (channels, size)
+    if kind != "mlp":  # lenet, preact_resnet, densenet, convnext, cnn: the shared builder
+        from types import SimpleNamespace
+
+        from common.models.build import build_classifier
+
+        shape = SimpleNamespace(num_classes=classes, in_channels=channels, image_size=pad)
+        return build_classifier(model, shape), (channels, pad)
     return None, (channels, size)
 
 
@@ -167,6 +174,7 @@ def vision_flops(section: Mapping[str, Any], dataset: str) -> tuple[int | None, 
             net, (c, s) = _vision_model(section, dataset)
             if net is None:
                 return None, None
+            net.eval()  # batch norm over one image refuses training mode; the FLOPs are the same
             counter = FlopCounterMode(display=False)
             with counter:
                 net(torch.zeros(1, c, s, s))
@@ -208,7 +216,12 @@ def plan_claim(claim: Claim, section: Mapping[str, Any], n_eval: int, n_tune: in
         if section.get("n_examples"):
             train = int(section["n_examples"])
         bs = int(section.get("batch_size") or 1)
-        per_run = int(epochs) * train
+        # a claim's plan may add whole-set passes (e.g. snapshot passes) and images (probes) per run
+        per_run = round(float(section.get("plan_passes") or epochs) * train + float(section.get("plan_extra_images")
+                                                                                  or 0))
+        models = section.get("models")
+        if isinstance(models, list) and models:  # one arm per model (A2's model family): runs and FLOPs per model
+            return _family_plan(claim, section, models, dataset, train, bs, epochs, per_run, lo, hi)
         params, fwd = vision_flops(section, dataset)
         short_imgs = short * per_run
         i_lo, i_hi = lo * per_run + short_imgs, hi * per_run + short_imgs
@@ -225,6 +238,29 @@ def plan_claim(claim: Claim, section: Mapping[str, Any], n_eval: int, n_tune: in
     steps = section.get("steps") or section.get("env_steps") or section.get("batches") or "-"
     return ClaimPlan(claim.id, lo, hi, f"{steps}", "", None, None, None, None, None, None, None,
                      "no GPU estimate: a tabular / toy experiment that runs on the CPU")
+
+
+def _family_plan(claim: Claim, section: Mapping[str, Any], models: list[Any], dataset: str, train: int, bs: int,
+                 epochs: Any, per_run: int, lo: int, hi: int) -> ClaimPlan:
+    """A claim whose arms are models (``section["models"]``: (name, model spec) pairs): ``lo``/``hi`` runs of
+    ``per_run`` images each per model, FLOPs summed over the models; params is the largest model's."""
+    flops_lo = flops_hi = 0.0
+    sizes, notes = [], [f"{dataset}, {train} training images; {per_run} images per run (training, snapshot passes, "
+                        "probes)"]
+    for name, spec in models:
+        params, fwd = vision_flops({**section, "model": spec}, dataset)
+        if fwd is None:
+            return ClaimPlan(claim.id, lo * len(models), hi * len(models), f"{epochs} epochs x {math.ceil(train / bs)}",
+                             "images", bs, None, None, None, None, None, None,
+                             f"no GPU estimate: no FLOP count for {name}", notes)
+        flops_lo += 3 * fwd * lo * per_run
+        flops_hi += 3 * fwd * hi * per_run
+        sizes.append(params or 0)
+        notes.append(f"{name}: {_num(params)} params, {_num(fwd)}FLOP forward/image, {lo}-{hi} runs")
+    n = len(models)
+    return ClaimPlan(claim.id, lo * n, hi * n, f"{epochs} epochs x {math.ceil(train / bs)}", "images", bs,
+                     float(lo * n * per_run), float(hi * n * per_run), max(sizes), flops_hi, gpu_hours(flops_lo),
+                     gpu_hours(flops_hi), "3 x forward FLOPs/image x images, summed over the model family", notes)
 
 
 def _num(x: float | None) -> str:

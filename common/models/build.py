@@ -38,20 +38,43 @@ def build_lm(model: Mapping[str, Any], vocab_size: int) -> nn.Module:
 
 def build_classifier(model: Mapping[str, Any], data: Any) -> nn.Module:
     """An image classifier from a preset's ``model`` section, sized by the datamodule ``data`` (classes, channels,
-    image size): ``kind: cnn`` (``channels``, ``hidden``), ``resnet`` (``depth``, optional ``width``) or ``vgg``
-    (``name``)."""
+    image size): ``kind: cnn`` (``channels``, ``hidden``), ``resnet`` (``depth``, optional ``width``), ``vgg``
+    (``name``), ``lenet`` (optional ``batchnorm``, default on), ``preact_resnet`` (``depth``, optional ``width``),
+    ``densenet`` (``depth``, ``growth_rate``, optional ``bottleneck``, ``compression``) or ``convnext`` /
+    ``convnext_femto`` (optional ``size``, default femto, ``patch_size``, ``drop_path``)."""
     from common.errors import ConfigError
     from common.models.cnn import small_cnn
+    from common.models.convnext import convnext
+    from common.models.densenet import densenet
+    from common.models.lenet import lenet
+    from common.models.preact_resnet import preact_resnet
     from common.models.resnet import resnet
     from common.models.vgg import vgg
 
     kind = str(model["kind"])
+    classes, channels = data.num_classes, data.in_channels
     if kind == "cnn":
-        return small_cnn(data.num_classes, data.in_channels, data.image_size, channels=tuple(model["channels"]),
+        return small_cnn(classes, channels, data.image_size, channels=tuple(model["channels"]),
                          hidden=int(model["hidden"]))
     if kind == "resnet":
-        return resnet(int(model["depth"]), num_classes=data.num_classes, in_channels=data.in_channels,
+        return resnet(int(model["depth"]), num_classes=classes, in_channels=channels,
                       width=int(model.get("width", 16)))
     if kind == "vgg":
-        return vgg(str(model["name"]), num_classes=data.num_classes, in_channels=data.in_channels)
-    raise ConfigError(f"model.kind {kind!r} has no builder (cnn, resnet, vgg)")
+        return vgg(str(model["name"]), num_classes=classes, in_channels=channels)
+    if kind == "lenet":
+        return lenet(classes, channels, data.image_size, batchnorm=bool(model.get("batchnorm", True)))
+    if kind == "preact_resnet":
+        return preact_resnet(int(model["depth"]), classes, channels, width=int(model.get("width", 16)))
+    if kind == "densenet":
+        return densenet(int(model["depth"]), int(model["growth_rate"]), classes, channels,
+                        bottleneck=bool(model.get("bottleneck", True)),
+                        compression=float(model.get("compression", 0.5)))
+    if kind in ("convnext", "convnext_femto"):
+        size = str(model.get("size", "femto"))
+        if kind == "convnext_femto" and size != "femto":
+            raise ConfigError(f"model.kind convnext_femto with size {size!r}: use kind convnext for other sizes")
+        patch = model.get("patch_size")
+        return convnext(size, classes, channels, data.image_size, None if patch is None else int(patch),
+                        drop_path=float(model.get("drop_path", 0.0)))
+    raise ConfigError(f"model.kind {kind!r} has no builder (cnn, resnet, vgg, lenet, preact_resnet, densenet, "
+                      "convnext, convnext_femto)")

@@ -113,6 +113,21 @@ def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
     return experiment.run_cluster(cfg, ctx)
 
 
+def _depth_plan(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A2 with a ``model_family`` (paper preset): one arm per network; a run is ``epochs`` training passes, one
+    snapshot pass per probed epoch and the probes (two minibatch gradients each). The MLP-depth presets plan as
+    before (no GPU estimate for their MLPs)."""
+    if not section.get("model_family"):
+        return dict(section)
+    from papers.vr_methods.depth import family_members
+
+    epochs, every = int(section["epochs"]), max(1, int(section.get("probe_every", 1)))
+    probed = len({e for e in range(epochs) if e % every == 0} | {epochs - 1})
+    probes = probed * len(section["fractions"]) * int(section["probes"]) * 2 * int(section["batch_size"])
+    return {**section, "models": [(name, spec) for name, _, spec in family_members(section)],
+            "plan_passes": epochs + probed, "plan_extra_images": probes}
+
+
 PAPER = Paper(
     id="vr_methods",
     title="Variance reduction for deep learning: SVRG / alpha-SVRG, STORM, cluster multi-momentum",
@@ -159,6 +174,7 @@ PAPER = Paper(
             judge=judge_depth,
             headline=headline_depth,
             arxiv="1812.04529",
+            plan=_depth_plan,
             tolerances={"ratio.0": 0.1, "ratio.8": 0.3},  # depth-8 seeds spread 0.70-1.73
         ),
         Claim(

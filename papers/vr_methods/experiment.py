@@ -1,6 +1,7 @@
 """Claims A3 (alpha-SVRG vs SVRG vs the AdamW baseline), A4 (STORM's estimator error vs EMA momentum) and A5
-(cluster multi-momentum vs single momentum, clean and noisy labels): Fashion-MNIST MLPs trained through one
-manual-optimization LightningModule (``papers.vr_methods.lit.VRClassifier``) with ``common.lit.fit``.
+(cluster multi-momentum vs single momentum, clean and noisy labels): Fashion-MNIST MLPs (A3's paper preset:
+ConvNeXt-femto, via ``common.models.build.build_classifier``) trained through one manual-optimization
+LightningModule (``papers.vr_methods.lit.VRClassifier``) with ``common.lit.fit``.
 
 Every arm of a claim goes through the tuning-and-evidence protocol (``common.results.sweep.protocol_sweep``): its
 lr is tuned on the tuning seeds over the same x2 grid as every other arm (mean of the end-of-run metric, a
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from common.errors import ConfigError
 from common.lit.callbacks import DivergenceMonitor
 from common.lit.fit import fit
 from common.lit.seed import seed_all
+from common.models.build import build_classifier
 from common.models.mlp import mlp
 from common.optim.arms import require
 from common.optim.baselines import OptimizerFactory, baseline_factory
@@ -46,10 +49,16 @@ def geometric_widths(in_features: int, num_classes: int, layers: int) -> list[in
     return [round(in_features * ratio ** i) for i in range(1, layers)]
 
 
-def build_model(spec: Mapping[str, Any], in_features: int, num_classes: int) -> Any:
-    if spec.get("kind", "mlp") != "mlp":
-        raise ConfigError(f"model.kind {spec.get('kind')!r} has no builder here (mlp only; the gpu preset documents "
-                          "the paper's ResNet/ConvNeXt recipe)")
+def build_model(spec: Mapping[str, Any], in_features: int, num_classes: int,
+                image_shape: tuple[int, ...] | None = None) -> Any:
+    """``kind: mlp`` (``hidden`` or ``geometric_layers``) on flattened inputs; any other kind (e.g. alpha-SVRG's
+    ``convnext_femto``) goes to ``common.models.build.build_classifier`` for images of ``image_shape`` (C, H, W)."""
+    kind = spec.get("kind", "mlp")
+    if kind != "mlp":
+        if image_shape is None or len(image_shape) != 3:
+            raise ConfigError(f"model.kind {kind!r} needs image inputs (C, H, W), got shape {image_shape}")
+        shape = SimpleNamespace(num_classes=num_classes, in_channels=image_shape[0], image_size=image_shape[-1])
+        return build_classifier(spec, shape)
     hidden = (geometric_widths(in_features, num_classes, int(spec["geometric_layers"]))
               if spec.get("geometric_layers") else [int(h) for h in spec.get("hidden", [])])
     return mlp(in_features, hidden, num_classes)
@@ -119,7 +128,7 @@ def train_arm(cfg: Any, ctx: RunContext, claim: str, arm: str, spec: Mapping[str
         variance = VarianceProbe(x, y_obs, max(1, steps_per_epoch // 2), int(cfg.variance_probes),
                                  int(cfg.batch_size), seed)
         probes.append(variance)
-    model = build_model(cfg.model, x[0].numel(), dm.num_classes)
+    model = build_model(cfg.model, x[0].numel(), dm.num_classes, tuple(x.shape[1:]))
     factory = optimizer_for(arm, lr, spec, epochs=epochs,
                             cluster_weights=dm.cluster_weights() if spec.get("clusters") == "labels" else None)
     schedule = warmup_cosine(steps, 0, 0.0) if cfg.get("schedule") == "cosine" else None

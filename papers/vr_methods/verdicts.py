@@ -132,19 +132,27 @@ def headline_convex(s: Mapping[str, Any]) -> str:
 
 # ---- A2 ----------------------------------------------------------------------------------------------------------
 def judge_depth(s: Mapping[str, Any]) -> Verdict:
+    """MLP depths or, with ``s["networks"]`` (the paper preset's model family), networks ordered shallow to deep:
+    the same rule on the ratio of the shallowest and the deepest arm."""
     ratios = [s["ratio"].get(str(d)) for d in s["depths"]]
+    family = "networks" in s
     if any(r is None for r in ratios):
-        return Verdict(INCONCLUSIVE, {}, ["a depth produced no ratio"])
+        return Verdict(INCONCLUSIVE, {}, ["a network produced no ratio" if family else "a depth produced no ratio"])
     shallow, deep = ratios[0], ratios[-1]
     checks = {"monotone in depth": bool(s["monotone"]),
               f"deepest>={A2_DEEP_MIN:g} and shallowest<={A2_SHALLOW_MAX:g}": deep >= A2_DEEP_MIN and
               shallow <= A2_SHALLOW_MAX}
-    reasons = [f"end-of-epoch-{s['epoch']} ratio by depth: " +
+    by = "network (shallow to deep)" if family else "depth"
+    reasons = [f"end-of-epoch-{s['epoch']} ratio by {by}: " +
                ", ".join(f"{d}: {r:.3f}" for d, r in zip(s["depths"], ratios, strict=True))]
     return count_rule(checks, partial_at_least=1, contradicted=deep < shallow, reasons=reasons)
 
 
 def headline_depth(s: Mapping[str, Any]) -> str:
+    if "networks" in s:
+        return "SVRG/SGD variance ratio at the end of epoch {}, shallow to deep: {}".format(
+            s["epoch"], ", ".join(f"{d} {_g(s['ratio'].get(str(d)))}±{_g(s['ratio_sd'].get(str(d)))}"
+                                  for d in s["depths"]))
     return "SVRG/SGD variance ratio at the end of epoch {}: {}".format(
         s["epoch"], ", ".join(f"depth {d} {_g(s['ratio'].get(str(d)))}±{_g(s['ratio_sd'].get(str(d)))}"
                               for d in s["depths"]))
