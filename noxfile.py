@@ -21,10 +21,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def quick(session: nox.Session) -> None:
-    """The inner loop: tests/unit and tests/cli without the slow, smoke and distributed tests (nox -s tests runs
-    everything). Extra arguments go to pytest, e.g. nox -s quick -- -k radam."""
+    """The inner loop: tests/unit without the slow, smoke and distributed tests (nox -s tests runs everything, the
+    CLI tests included). Extra arguments go to pytest, e.g. nox -s quick -- -k radam."""
     session.run("python", "-m", "pytest", "-q", *XDIST, "-m", "not slow and not smoke and not distributed and not gpu",
-                "tests/unit", "tests/cli", *session.posargs)
+                "tests/unit", *session.posargs)
 
 
 @nox.session

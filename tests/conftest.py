@@ -24,12 +24,12 @@ dispatch.GROUP = 4
 IMPLS_HERE = available_impls("cuda" if torch.cuda.is_available() else "cpu")
 
 
-# On CPU "compiled" compiles a graph per configuration and "triton" runs in Triton's interpreter: seconds per test,
-# so those variants are `slow` (nox -s quick leaves them out; nox -s tests runs them).
-_SLOW_ON_CPU = () if torch.cuda.is_available() else ("compiled", "triton")
+# The tests' tensors are on the CPU, where "compiled" compiles a graph per configuration and "triton" runs in
+# Triton's interpreter: seconds per test, so those variants are `slow` (nox -s quick leaves them out).
+SLOW_IMPLS = ("compiled", "triton")
 
 
-@pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in _SLOW_ON_CPU else i for i in IMPLS_HERE])
+@pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in SLOW_IMPLS else i for i in IMPLS_HERE])
 def every_impl(request: pytest.FixtureRequest):
     """Run the test once per kernel implementation: optimizers built with impl=None inside it use that one."""
     with using(request.param):
