@@ -7,10 +7,24 @@ nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
 
 
+# Two pytest-xdist workers (a 2-core box; more only with more cores: nox -s tests -- -n 4). loadgroup keeps tests
+# that share a module-scoped fixture (xdist_group marks) on one worker; the rest are balanced test by test.
+XDIST = ("-n", "2", "--dist", "loadgroup")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite (unit, papers' smoke presets, CLI). GPU tests need CUDA and say so."""
-    session.run("python", "-m", "pytest", "-q", *session.posargs)
+    """The whole test suite (unit, papers' smoke presets, CLI, slow and distributed tests included). GPU tests need
+    CUDA and say so."""
+    session.run("python", "-m", "pytest", "-q", *XDIST, *session.posargs)
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The inner loop: tests/unit without the slow, smoke and distributed tests (nox -s tests runs everything, the
+    CLI tests included). Extra arguments go to pytest, e.g. nox -s quick -- -k radam."""
+    session.run("python", "-m", "pytest", "-q", *XDIST, "-m", "not slow and not smoke and not distributed and not gpu",
+                "tests/unit", *session.posargs)
 
 
 @nox.session

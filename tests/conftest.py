@@ -24,7 +24,12 @@ dispatch.GROUP = 4
 IMPLS_HERE = available_impls("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@pytest.fixture(params=IMPLS_HERE)
+# The tests' tensors are on the CPU, where "compiled" compiles a graph per configuration and "triton" runs in
+# Triton's interpreter: seconds per test, so those variants are `slow` (nox -s quick leaves them out).
+SLOW_IMPLS = ("compiled", "triton")
+
+
+@pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in SLOW_IMPLS else i for i in IMPLS_HERE])
 def every_impl(request: pytest.FixtureRequest):
     """Run the test once per kernel implementation: optimizers built with impl=None inside it use that one."""
     with using(request.param):

@@ -20,6 +20,7 @@ def test_shape_sets_have_the_documented_sizes():
     assert tensors == 148 and 123e6 < n < 125e6
 
 
+@pytest.mark.slow  # times every implementation
 def test_bench_writes_json_and_markdown_with_every_column(tmp_path, capsys):
     code = main(["bench", "--shapes", "micro", "--optimizers", "adamw,radam", "soap", "--impl", "reference",
                  "foreach", "triton", "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(tmp_path)])
@@ -70,6 +71,7 @@ def test_bench_bad_inputs_are_one_error_line(argv, words, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("error") and words in err[0]
 
 
+@pytest.mark.slow  # times every implementation
 def test_bench_times_the_riemannian_optimizers_against_geoopt(tmp_path):
     code = main(["bench", "--shapes", "micro", "--optimizers", "riemannian-adam", "riemannian-sgd",
                  "riemannian-adagrad", "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(tmp_path)])

@@ -29,6 +29,7 @@ def _same_runs(a: dict, b: dict) -> None:
             assert ra[key] == rb[key], key
 
 
+@pytest.mark.slow  # two claim runs
 def test_resume_continues_a_killed_claim_and_matches(tmp_path, monkeypatch, capsys):
     assert main([*ARGS, "--out", str(tmp_path / "straight")]) == 0
     straight = json.loads((tmp_path / "straight" / "c2.json").read_text())

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from reproduce.cli import main
 
 
@@ -11,6 +13,7 @@ def _make_reference(tmp_path):
     return tmp_path / "reference", ref / "c1.json"
 
 
+@pytest.mark.slow  # three claim runs
 def test_regress_passes_on_a_faithful_rerun_and_fails_on_drift(tmp_path, capsys):
     reference, record = _make_reference(tmp_path)
     assert main(["regress", "radam", "--reference", str(reference), "--out", str(tmp_path / "rerun")]) == 0

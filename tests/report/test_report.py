@@ -39,6 +39,11 @@ class _Links(HTMLParser):
             self.ids.add(a["id"])
 
 
+# Both tests read one rendered page: under pytest-xdist (--dist loadgroup) they run on one worker, which renders it
+# once.
+pytestmark = pytest.mark.xdist_group("report-page")
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")

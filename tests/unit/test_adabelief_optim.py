@@ -22,8 +22,9 @@ from common.kernels import default_impl
 from common.optim.rectify import rectified_step_size, rectifier, rho_t
 from papers.adabelief.optim import PACKAGE_DEFAULT, PAPER_CIFAR, AdaBelief
 
-# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
-pytestmark = pytest.mark.usefixtures("every_impl")
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
+# validators, defaults and scalar schedules involve no implementation and run once.
+per_impl = pytest.mark.usefixtures("every_impl")
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 # Gradient scales per tensor: ~1, well below the eps=1e-8 floor sqrt(eps/(1-b2)) ~ 3e-3, and large.
@@ -112,6 +113,7 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+@per_impl
 @pytest.mark.parametrize("mode", list(MODES))
 def test_matches_package_bit_for_bit_float64(mode: str) -> None:
     kw = MODES[mode]
@@ -128,6 +130,7 @@ def test_matches_package_bit_for_bit_float64(mode: str) -> None:
         assert ours.state[p]["step"] == 100
 
 
+@per_impl
 def test_amsgrad_max_is_ignored_by_rectified_steps_as_in_the_package() -> None:
     """Official quirk: with rectify on, amsgrad only tracks s_max; theta is the same as without amsgrad."""
     kw = MODES["d_amsgrad_rectify"]
@@ -169,6 +172,7 @@ def test_defaults_and_presets() -> None:
     assert PAPER_CIFAR["eps"] == 1e-8 and PAPER_CIFAR["weight_decay"] == 5e-4 and PAPER_CIFAR["amsgrad"] is False
 
 
+@per_impl
 def test_package_fp16_matches_ours_bit_for_bit() -> None:
     """0.2.1 computes fp16 params in fp32 with fp32 state, as we do (for fp16; bf16 is our extension)."""
     for kw in (MODES["a_paper_cifar_lr1e-2"], MODES["wd_decoupled_rectify"]):
@@ -183,6 +187,7 @@ def test_package_fp16_matches_ours_bit_for_bit() -> None:
             assert_same_state(ours.state[p], ref.state[q], "fp16 state")
 
 
+@per_impl
 def test_loads_a_package_checkpoint_and_continues_like_the_package() -> None:
     kw = MODES["d_amsgrad_rectify"]
     ref_p = make_params()
@@ -208,6 +213,7 @@ def test_loads_a_package_checkpoint_and_continues_like_the_package() -> None:
 # --- eps accumulation and hand-derived steps -----------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("eps", [1e-8, 1e-16])
 @pytest.mark.parametrize("rectify", [False, True])
 def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
@@ -237,6 +243,7 @@ def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
     assert torch.equal(p.detach(), theta0)  # m = 0: no movement
 
 
+@per_impl
 def test_hand_derived_first_step_paper_mode() -> None:
     """m1 = (1-b1) g, s1 = (1-b2) b1^2 g^2 + eps, so d theta = -lr g / (sqrt(b1^2 g^2 + eps/(1-b2)) + eps).
 
@@ -258,6 +265,7 @@ def test_hand_derived_first_step_paper_mode() -> None:
     assert (p.detach()[1:3].abs() < 1e-3 * lr).all()
 
 
+@per_impl
 def test_coupled_decay_is_a_gradient_of_wd_theta_and_leaves_p_grad_alone() -> None:
     wd = 0.1
     kw = {**PAPER_CIFAR, "lr": 1e-2, "weight_decay": wd}
@@ -300,6 +308,7 @@ def test_rectification_schedule() -> None:
                 assert rectified_step_size(t, b1, b2) == pytest.approx(expected, rel=1e-14)
 
 
+@per_impl
 @pytest.mark.parametrize("degenerated_to_sgd", [True, False])
 def test_rectified_branch_hand_derived(degenerated_to_sgd: bool) -> None:
     """t <= 5: theta - lr/bc1 m (or no update, decay only); t = 6: theta - lr r_6 sqrt(bc2)/bc1 m/(sqrt(s)+eps)."""
@@ -329,6 +338,7 @@ def test_rectified_branch_hand_derived(degenerated_to_sgd: bool) -> None:
 # --- state_dict ----------------------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("save_at", [3, 50])
 @pytest.mark.parametrize("mode", ["a_paper_cifar", "d_amsgrad_rectify"])
 def test_state_dict_round_trip_continues_bit_identically(save_at: int, mode: str) -> None:
@@ -363,6 +373,7 @@ def test_state_dict_round_trip_continues_bit_identically(save_at: int, mode: str
         assert opt2.state[q]["step"] == 60
 
 
+@per_impl
 def test_state_holds_only_step_and_buffers_and_groups_only_hyperparameters() -> None:
     for amsgrad in (False, True):
         params = make_params()
@@ -377,6 +388,7 @@ def test_state_holds_only_step_and_buffers_and_groups_only_hyperparameters() -> 
             assert set(group) == HYPERPARAMETERS | {"params"}
 
 
+@per_impl
 def test_amsgrad_switched_on_mid_run_starts_its_max_from_the_current_s() -> None:
     params = make_params()
     opt = AdaBelief(params, **MODES["d_amsgrad"] | {"amsgrad": False})
@@ -392,6 +404,7 @@ def test_amsgrad_switched_on_mid_run_starts_its_max_from_the_current_s() -> None
 # --- dtypes --------------------------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("mode", ["a_paper_cifar_lr1e-2", "wd_decoupled_rectify", "d_amsgrad"])
 def test_low_precision_update_is_the_fp32_update_then_cast(dtype: torch.dtype, mode: str) -> None:
@@ -409,6 +422,7 @@ def test_low_precision_update_is_the_fp32_update_then_cast(dtype: torch.dtype, m
             q.data = p.detach().float()  # the fp32 reference restarts each step from the rounded theta
 
 
+@per_impl
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_state_stays_fp32_after_load(dtype: torch.dtype) -> None:
     kw = MODES["d_amsgrad_rectify"]
@@ -440,6 +454,7 @@ def test_low_precision_state_stays_fp32_after_load(dtype: torch.dtype) -> None:
 # --- optimizer API -------------------------------------------------------------------------------------
 
 
+@per_impl
 def test_param_groups_equal_separate_optimizers() -> None:
     cfg_a = {**PAPER_CIFAR, "lr": 1e-2, "weight_decay": 0.1}
     cfg_b = {**PACKAGE_DEFAULT, "lr": 3e-3, "betas": (0.8, 0.95), "weight_decay": 0.05, "fixed_decay": True,
@@ -457,6 +472,7 @@ def test_param_groups_equal_separate_optimizers() -> None:
     assert not torch.equal(joint[2], make_params()[2])  # the second group did move
 
 
+@per_impl
 def test_params_without_grad_are_skipped() -> None:
     params = make_params()
     frozen = params[1]

@@ -260,6 +260,7 @@ def test_bad_arguments_are_config_errors(tmp_path):
         image_datamodule("svhn")
 
 
+@pytest.mark.slow  # a whole claim end to end
 def test_a_paper_claim_runs_on_cifar10(tmp_path):
     """A preset's ``data.dataset=cifar10`` reaches the CIFAR loader: RAdam's CIFAR claim end to end on the fixture
     (AdaBelief's C2 picks its datamodule with the same ``image_datamodule`` call)."""

@@ -103,6 +103,7 @@ def _real() -> Path:
     return DEBIAN_DIR
 
 
+@pytest.mark.slow  # parses the full noun database
 def test_debian_wordnet_gives_the_papers_counts():
     nouns = noun_closure(_real())
     assert (nouns.n, len(nouns.edges)) == NOUN_COUNTS == (82_115, 743_241)
@@ -116,6 +117,7 @@ def test_debian_wordnet_gives_the_papers_counts():
     assert len(m.reduction()) == 1_180
 
 
+@pytest.mark.slow  # parses the full noun database twice (ours and nltk's)
 def test_debian_wordnet_agrees_with_nltk_on_names_and_the_mammal_closure(tmp_path):
     wn = nltk_reader(_real(), tmp_path / "nltk_data")
     nouns = noun_closure(_real())

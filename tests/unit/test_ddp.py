@@ -28,6 +28,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# The tests that read it share one xdist group: under pytest-xdist (--dist loadgroup) they run on one worker, which
+# spawns the 2-rank run once, instead of every worker spawning it again.
+SHARES_RESULTS = pytest.mark.xdist_group("ddp-results")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ddp")
@@ -36,6 +41,7 @@ def results(tmp_path_factory):
     return [torch.load(folder / f"world2_rank{r}.pt") for r in (0, 1)], torch.load(folder / "world1_rank0.pt")
 
 
+@SHARES_RESULTS
 @pytest.mark.parametrize("name", NAMES)
 def test_two_ranks_equal_one_process_with_the_global_batch(results, name):
     (rank0, rank1), single = results
@@ -44,6 +50,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(results, name):
         torch.testing.assert_close(p0, ref, rtol=1e-9, atol=1e-11)
 
 
+@SHARES_RESULTS
 @pytest.mark.parametrize("estimator", ["gnb_ddp_forward", "gnb_inner_forward", "hutchinson"])
 def test_sophia_estimators_keep_ranks_identical(results, estimator):
     """GNB through the DDP wrapper, GNB around it (a Lightning manual step calls the inner module), Hutchinson

@@ -22,7 +22,7 @@ def _strip(obj):
 
 
 @pytest.mark.parametrize("argv", [
-    ["radam", "c2", "--preset", "smoke", "--seeds", "1", "claims.c2.lrs=[1e-2]"],
+    pytest.param(["radam", "c2", "--preset", "smoke", "--seeds", "1", "claims.c2.lrs=[1e-2]"], marks=pytest.mark.slow),
     ["radam", "c1", "--preset", "smoke", "--seeds", "1"],
 ], ids=["lightning-c2", "toy-c1"])
 def test_the_same_seed_gives_identical_metrics(tmp_path, argv):

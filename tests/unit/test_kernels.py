@@ -164,16 +164,21 @@ def _assert_matches(impl: str, dtype: torch.dtype, got, want) -> None:
             torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
 
 
-# compiled: every case in float32, three cases in every dtype (each configuration x dtype is a compilation of
-# several seconds; the dtype handling is shared code).
-COMPILED_ALL_DTYPES = ("adamw", "adabelief-coupled-amsgrad", "mars-adamw")
+# CPU: every case in both weight-decay settings in one dtype per implementation, the dtypes spread over the
+# implementations (foreach bit for bit in bfloat16, the mixed-precision path; compiled in float32; triton's
+# interpreter in float64, tight tolerance), plus every implementation x every dtype on three cases (the dtype
+# handling is shared code; each compiled configuration x dtype is a compilation of several seconds).
+IMPL_DTYPE = {"foreach": torch.bfloat16, "compiled": torch.float32, "triton": torch.float64}
+ALL_DTYPES_CASES = ("adamw", "adabelief-coupled-amsgrad", "mars-adamw")
 
 
+SLOW_ON_CPU = ("compiled", "triton")
 CUDA_SKIP = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (runs on the device machine)")
 
 
 def _match_param(name: str, wd: float, dtype: torch.dtype, impl: str, device: str) -> object:
-    marks = [pytest.mark.gpu, CUDA_SKIP] if device == "cuda" else []
+    # On CPU compiled compiles and triton interprets (seconds a case): slow, like tests/conftest.py::every_impl.
+    marks = [pytest.mark.gpu, CUDA_SKIP] if device == "cuda" else [pytest.mark.slow] if impl in SLOW_ON_CPU else []
     return pytest.param(name, wd, dtype, impl, device, marks=marks,
                         id=f"{device}-{name}-{wd}-{str(dtype).removeprefix('torch.')}-{impl}")
 
@@ -182,7 +187,7 @@ def _match_param(name: str, wd: float, dtype: torch.dtype, impl: str, device: st
 # CPU reference, with the same case-building code, so the state lists (full-size and scalar) and the grads line up.
 MATCH_CASES = [_match_param(name, wd, dtype, impl, "cpu") for impl in FAST for dtype in DTYPES for wd in (0.0, 0.1)
                for name in CASES
-               if not (impl == "compiled" and dtype != torch.float32 and name not in COMPILED_ALL_DTYPES)]
+               if dtype == IMPL_DTYPE[impl] or (wd == 0.1 and name in ALL_DTYPES_CASES)]
 MATCH_CASES += [_match_param(name, wd, dtype, "triton", "cuda") for dtype in DTYPES for wd in (0.0, 0.1)
                 for name in CASES]
 
@@ -212,7 +217,7 @@ def test_property_foreach_and_triton_equal_reference_on_random_shapes(shapes, na
         _assert_matches(impl, torch.float32, _run(case, impl, torch.float32, shapes, steps, seed), want)
 
 
-@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("impl", [pytest.param(i, marks=pytest.mark.slow) if i in SLOW_ON_CPU else i for i in FAST])
 def test_tensors_at_different_steps_and_non_contiguous_tensors_in_one_call(impl: str) -> None:
     """A bucket is (device, dtypes, step): tensors at different steps take their own scalars; a transposed
     (non-contiguous) param cannot be walked flat, so the fused implementations hand it to foreach."""
@@ -283,7 +288,7 @@ def test_compiled_falls_back_to_foreach_with_a_warning_when_the_compiler_fails(
         _run(case, "compiled", torch.float32, SHAPES, steps=1)
 
 
-@pytest.mark.parametrize("impl", HERE)
+@pytest.mark.parametrize("impl", [pytest.param(i, marks=pytest.mark.slow) if i in SLOW_ON_CPU else i for i in HERE])
 def test_adamw_matches_torch_adamw_float64(impl: str) -> None:
     """The yardstick's reference is torch.optim.AdamW's maths (m by mul/add instead of lerp: a few ulp)."""
     gen = torch.Generator().manual_seed(1)
@@ -324,6 +329,7 @@ def test_every_impl_is_listed() -> None:
     assert IMPLS == ("reference", "foreach", "compiled", "triton")
 
 
+@pytest.mark.slow  # compiles on CPU
 def test_compiled_argument_lists_are_reused_and_dropped_with_the_model() -> None:
     """impl='compiled' keeps each bucket's prepared argument lists between steps (they hold the tensors' storages),
     and drops them when the params or the optimizer are freed: throwing a model away frees its memory."""
@@ -343,6 +349,7 @@ def test_compiled_argument_lists_are_reused_and_dropped_with_the_model() -> None
     assert not set(dispatch._PREPARED) - before
 
 
+@pytest.mark.slow  # compiles on CPU
 def test_compiled_with_the_production_group_size_matches_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """tests/conftest.py lowers dispatch.GROUP so the suite compiles smaller graphs; this runs the production size
     on 37 tensors: two full groups, a padded third, and the single-element and empty tensors foreach takes."""

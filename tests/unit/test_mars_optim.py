@@ -13,8 +13,9 @@ from common.kernels import default_impl
 from common.optim.newton_schulz import NS5_COEFFICIENTS, newton_schulz5
 from papers.mars.optim import MARS
 
-# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
-pytestmark = pytest.mark.usefixtures("every_impl")
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
+# validators, defaults and scalar schedules involve no implementation and run once.
+per_impl = pytest.mark.usefixtures("every_impl")
 
 SHAPES_2D = [(4, 3), (3, 5)]
 SHAPES_OTHER = [(5,), (2, 3, 2, 2)]  # a bias and a 4-D conv kernel: both take the AdamW branch
@@ -96,6 +97,7 @@ def quad_batches(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor
 # --- gamma = 0 reductions ---------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_gamma0_without_clip_is_torch_adamw_on_2d_and_adamw_with_1d_settings_elsewhere(amsgrad: bool) -> None:
     """100 random steps, rtol 1e-12. A "no decay" group (wd 0) still decays 1-D/4-D tensors by wd_1d."""
@@ -119,6 +121,7 @@ def test_gamma0_without_clip_is_torch_adamw_on_2d_and_adamw_with_1d_settings_els
         torch.testing.assert_close(ours.state[p]["exp_avg_sq"], ref_state["exp_avg_sq"], rtol=1e-12, atol=0)
 
 
+@per_impl
 def test_gamma0_with_clip_is_adamw_fed_per_tensor_clipped_grads_and_1d_is_never_clipped() -> None:
     lr, betas, wd = 1e-2, (0.95, 0.99), 0.05
     ours_p = make_params()
@@ -137,6 +140,7 @@ def test_gamma0_with_clip_is_adamw_fed_per_tensor_clipped_grads_and_1d_is_never_
             torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
 
 
+@per_impl
 def test_1d_branch_ignores_gamma_and_clip_and_uses_its_own_hyperparameters() -> None:
     """Only non-2-D tensors; gamma=0.5 and huge gradients would change any MARS-branch tensor."""
     ours_p = make_params(SHAPES_OTHER)
@@ -152,6 +156,7 @@ def test_1d_branch_ignores_gamma_and_clip_and_uses_its_own_hyperparameters() -> 
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
 
 
+@per_impl
 def test_optimize_1d_sends_a_vector_through_the_mars_branch() -> None:
     """With optimize_1d a (n,) tensor follows the 2-D rule: the same trajectory as a (1, n) tensor without it."""
     vec = make_params([(6,)])
@@ -173,6 +178,7 @@ def test_optimize_1d_sends_a_vector_through_the_mars_branch() -> None:
 # --- hand-derived steps -----------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("grad_scale", [0.05, 3.0])  # c below and above the clip
 def test_first_step_hand_derived(grad_scale: float) -> None:
     """c1 = g1 (1 + gamma b1/(1-b1)), clipped; m_hat = c1, sqrt(v_hat) = |c1|, so
@@ -192,6 +198,7 @@ def test_first_step_hand_derived(grad_scale: float) -> None:
         torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-15)
 
 
+@per_impl
 @pytest.mark.parametrize("clip_c", [True, False])
 def test_second_step_correction_elementwise_and_update(clip_c: bool) -> None:
     """c2 = g2 + gamma b1/(1-b1) (g2 - g1) before the clip. c2 is recovered from m: (m2 - b1 m1)/(1-b1)."""
@@ -217,6 +224,7 @@ def test_second_step_correction_elementwise_and_update(clip_c: bool) -> None:
         torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=1e-15)
 
 
+@per_impl
 def test_mars_m_efficient_invariant() -> None:
     """MARS-M (mars_m_efficient.py): unclipped approx momentum m_t = gamma g_t + b1 b_t with
     b_t = b1 b_{t-1} + (1-gamma)(1-b1)/b1 g_t, b_0 = 0: MARS-approx is a Nesterov-style momentum.
@@ -251,12 +259,14 @@ def _run_lion_pair(gamma: float, mars_betas: tuple[float, float], lion_betas: tu
     assert not torch.allclose(params[0], make_params(SHAPES_2D)[0])
 
 
+@per_impl
 def test_lion_gamma0_is_signum_that_is_lion_with_equal_betas() -> None:
     """With gamma=0 and no clip MARS-Lion is Signum, theta <- theta - lr (wd theta + sign(EMA_b1(g)));
     Lion with beta1 = beta2 = b is exactly that (its interpolation equals its new momentum)."""
     _run_lion_pair(0.0, (0.9, 0.99), (0.9, 0.9))
 
 
+@per_impl
 def test_lion_is_mars_lion_at_the_papers_gamma() -> None:
     """Paper Lemma 3.4 (approximate mode): MARS-Lion with beta = Lion's beta2 and gamma = (beta2 - beta1)/beta2
     is Lion(beta1, beta2), exactly, from step 1 (last_grad = 0 matches Lion's zero momentum)."""
@@ -316,6 +326,7 @@ def test_shampoo_default_uses_bf16_newton_schulz_and_muons_scale() -> None:
     assert (delta - expected).abs().max() > 1e-6
 
 
+@per_impl
 def test_shampoo_on_non_2d_tensors_with_optimize_1d_uses_the_adamw_rule_on_c() -> None:
     vec = make_params([(6,)])
     row = [torch.nn.Parameter(vec[0].detach().clone().reshape(1, 6))]
@@ -327,6 +338,7 @@ def test_shampoo_on_non_2d_tensors_with_optimize_1d_uses_the_adamw_rule_on_c() -
     torch.testing.assert_close(vec[0], row[0].reshape(6), rtol=0, atol=0)
 
 
+@per_impl
 def test_sgd_type_is_storm_like_momentum_without_preconditioner() -> None:
     """mars_type "sgd": theta <- theta - lr (wd theta + m). With gamma=1, exact mode and no clip, m is STORM's d_t =
     g_t + b1 (d_{t-1} - grad f(x_{t-1}, xi_t)); here in approximate mode it is d_t = g_t + b1 (d_{t-1} - g_{t-1})."""
@@ -368,6 +380,7 @@ def _train_linear(set_to_none: bool, steps: int = 12) -> tuple[list[torch.Tensor
     return [p.detach().clone() for p in model.parameters()], gaps
 
 
+@per_impl
 def test_zero_grad_set_to_none_false_does_not_switch_the_correction_off() -> None:
     """Aliasing: with the official alias, set_to_none=False makes last_grad == g at every step."""
     params_none, gaps_none = _train_linear(set_to_none=True)
@@ -432,6 +445,7 @@ def _run_approx(batches, gamma: float = 0.5) -> torch.Tensor:
     return x.detach()
 
 
+@per_impl
 def test_exact_mode_last_grad_is_the_gradient_of_the_current_batch_at_the_previous_parameters() -> None:
     """On f(x, xi) = 1/2 ||A_xi x - b_xi||^2, last_grad at step t equals grad f(x_{t-1}, xi_t) analytically."""
     record: list = []
@@ -441,6 +455,7 @@ def test_exact_mode_last_grad_is_the_gradient_of_the_current_batch_at_the_previo
         torch.testing.assert_close(stored, analytic, rtol=1e-12, atol=1e-14)
 
 
+@per_impl
 def test_exact_mode_both_call_orders_give_the_same_trajectory_and_differ_from_approx() -> None:
     batches = quad_batches(12)
     exact = _run_exact_lookahead(batches)
@@ -450,6 +465,7 @@ def test_exact_mode_both_call_orders_give_the_same_trajectory_and_differ_from_ap
     assert torch.equal(_run_exact_lookahead(batches, gamma=0.0), _run_approx(batches, gamma=0.0))
 
 
+@per_impl
 def test_exact_sgd_type_with_gamma_1_is_storm() -> None:
     """The vr_methods parity, here on analytic gradients: MARS-sgd, gamma=1, exact, no clip, wd=0 is STORM
     (Cutkosky & Orabona 2019) with a = 1 - b1: d_t = g(x_t, xi_t) + (1-a)(d_{t-1} - g(x_{t-1}, xi_t)), d_1 = g_1,
@@ -473,6 +489,7 @@ def test_exact_sgd_type_with_gamma_1_is_storm() -> None:
         torch.testing.assert_close(x.detach(), ref, rtol=1e-12, atol=1e-14)
 
 
+@per_impl
 def test_exact_mode_raises_when_the_loop_forgets_a_call() -> None:
     batches = quad_batches(5)
     x = torch.nn.Parameter(torch.ones(4, 2, dtype=torch.float64))
@@ -506,6 +523,7 @@ def test_exact_mode_raises_when_the_loop_forgets_a_call() -> None:
                 opt.step()
 
 
+@per_impl
 def test_exact_mode_methods_are_no_ops_in_approximate_mode() -> None:
     params = make_params(SHAPES_2D)
     opt = MARS(params)
@@ -529,6 +547,7 @@ def _exact_iteration(opt: MARS, params, grads_next, grads_now) -> None:
     opt.update_last_grad()
 
 
+@per_impl
 @pytest.mark.parametrize("is_approx", [True, False])
 def test_state_dict_round_trip_at_step_7_continues_bit_identically(is_approx: bool) -> None:
     kw = {"lr": 1e-2, "weight_decay": 0.1, "gamma": 0.2, "is_approx": is_approx, "amsgrad": True}
@@ -570,6 +589,7 @@ def test_state_dict_round_trip_at_step_7_continues_bit_identically(is_approx: bo
         assert torch.equal(p, q)
 
 
+@per_impl
 @pytest.mark.parametrize("is_approx", [True, False])
 def test_state_holds_step_and_buffers_and_groups_only_hyperparameters(is_approx: bool) -> None:
     params = make_params()
@@ -586,6 +606,7 @@ def test_state_holds_step_and_buffers_and_groups_only_hyperparameters(is_approx:
         assert set(group) == HYPERPARAMETER_KEYS
 
 
+@per_impl
 def test_loads_an_official_checkpoint_layout_into_independent_buffers() -> None:
     """The official groups lack lr_1d_factor, betas_1d, is_approx, clip_c and spell mars_type "mars-lion". The live
     state_dict is loaded in memory: the two optimizers must not share buffers (torch's own load would)."""
@@ -626,6 +647,7 @@ def test_defaults_are_the_official_ones() -> None:
     assert MARS(make_params(), mars_type="mars-shampoo").defaults["mars_type"] == "shampoo"
 
 
+@per_impl
 def test_param_groups_equal_separate_optimizers() -> None:
     """Every hyperparameter is read from its group, gamma and mars_type included."""
     cfg_a = {"lr": 1e-2, "betas": (0.9, 0.99), "weight_decay": 0.1, "gamma": 0.5, "mars_type": "lion"}
@@ -644,6 +666,7 @@ def test_param_groups_equal_separate_optimizers() -> None:
         assert torch.equal(p, q)
 
 
+@per_impl
 def test_params_without_grad_are_skipped() -> None:
     params = make_params()
     frozen = params[1]
@@ -724,6 +747,7 @@ def test_group_only_keys_and_the_1d_learning_rate_are_checked() -> None:
     assert MARS(make_params(), lr=0.0, lr_1d=0.0).defaults["lr_1d_factor"] == 1.0
 
 
+@per_impl
 def test_lr_scheduler_scales_both_branches() -> None:
     """With wd=0 the update is linear in lr, so LambdaLR's factor shows in every delta, 1-D tensors included
     (lr_1d is a factor on the group lr, as in the official code)."""
@@ -748,6 +772,7 @@ def test_lr_scheduler_scales_both_branches() -> None:
 # --- dtypes -----------------------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize(
     ("param_dtype", "state_dtype"),
     [(torch.bfloat16, torch.float32), (torch.float16, torch.float32), (torch.float32, torch.float32),
@@ -764,6 +789,7 @@ def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) 
             assert opt.state[p][key].dtype == state_dtype
 
 
+@per_impl
 @pytest.mark.parametrize("mars_type", ["adamw", "shampoo"])
 def test_bf16_update_equals_fp32_reference_then_cast(mars_type: str) -> None:
     kw = {"lr": 0.05, "weight_decay": 0.1, "gamma": 0.3, "mars_type": mars_type}
@@ -784,6 +810,7 @@ def test_bf16_update_equals_fp32_reference_then_cast(mars_type: str) -> None:
     assert not any(torch.equal(p, p0) for p, p0 in zip(bf16, theta0, strict=True))
 
 
+@per_impl
 def test_bf16_state_stays_fp32_after_load_state_dict() -> None:
     grads = make_grads(10, dtype=torch.bfloat16)
     params = make_params(dtype=torch.bfloat16)

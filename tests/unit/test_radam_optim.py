@@ -12,8 +12,9 @@ import torch
 import common.optim.rectify as rectify_mod
 from papers.radam.optim import RAdam, rectifier, rho_t
 
-# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
-pytestmark = pytest.mark.usefixtures("every_impl")
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
+# validators, defaults and scalar schedules involve no implementation and run once.
+per_impl = pytest.mark.usefixtures("every_impl")
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 HYPERPARAMETER_KEYS = {"params", "lr", "betas", "eps", "weight_decay", "degenerated_to_sgd"}
@@ -108,6 +109,7 @@ def test_rho_t_rejects_step_zero() -> None:
 # --- parity with torch -----------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("beta2", [0.999, 0.99, 0.95])
 def test_matches_torch_radam_decoupled_float64(weight_decay: float, beta2: float) -> None:
@@ -131,6 +133,7 @@ def test_matches_torch_radam_decoupled_float64(weight_decay: float, beta2: float
         assert ours.state[p]["step"] == steps == int(ref.state[q]["step"])
 
 
+@per_impl
 def test_reduces_to_adam_when_rectifier_forced_to_one() -> None:
     """For t >= 6 with r_t = 1 the step is Adam's on the same (m, v).
 
@@ -168,6 +171,7 @@ def test_reduces_to_adam_when_rectifier_forced_to_one() -> None:
 # --- hand-derived steps ----------------------------------------------------------------------------
 
 
+@per_impl
 def test_default_mode_skips_first_five_steps_then_takes_hand_computed_step() -> None:
     lr, (b1, b2), eps, wd = 1e-2, (0.9, 0.999), 1e-8, 0.1
     params = make_params()
@@ -194,6 +198,7 @@ def test_default_mode_skips_first_five_steps_then_takes_hand_computed_step() -> 
         torch.testing.assert_close(p.detach(), expected, rtol=1e-12, atol=0)
 
 
+@per_impl
 def test_beta2_zero_never_rectifies_and_degenerates_to_sgd_with_bias_corrected_momentum() -> None:
     assert all(rho_t(t, 0.0) == 1.0 and rectifier(t, 0.0) is None for t in range(1, 200))
     lr, b1 = 0.1, 0.9
@@ -230,6 +235,7 @@ def test_defaults_are_the_official_ones() -> None:
     }
 
 
+@per_impl
 def test_param_groups_equal_separate_optimizers() -> None:
     """Two bugs of the official repository (its issue #24: group 0's lr used for every group; PR #36: one step-size
     cache shared across betas) stay absent here."""
@@ -248,6 +254,7 @@ def test_param_groups_equal_separate_optimizers() -> None:
     assert not torch.equal(joint[2], make_params()[2])  # the second group did move
 
 
+@per_impl
 @pytest.mark.parametrize("save_at", [3, 20])
 def test_state_dict_round_trip_continues_bit_identically(save_at: int) -> None:
     kw = {"lr": 1e-2, "betas": (0.9, 0.999), "weight_decay": 0.1, "degenerated_to_sgd": False}
@@ -275,6 +282,7 @@ def test_state_dict_round_trip_continues_bit_identically(save_at: int) -> None:
         assert opt2.state[q]["step"] == 30
 
 
+@per_impl
 def test_state_holds_only_moments_and_step_and_groups_only_hyperparameters() -> None:
     params = make_params()
     opt = RAdam(params, degenerated_to_sgd=True)
@@ -288,6 +296,7 @@ def test_state_holds_only_moments_and_step_and_groups_only_hyperparameters() -> 
         assert set(group) == HYPERPARAMETER_KEYS
 
 
+@per_impl
 def test_params_without_grad_are_skipped() -> None:
     params = make_params()
     frozen = params[1]
@@ -336,6 +345,7 @@ def test_invalid_hyperparameters_raise_value_error_naming_the_argument(kwargs: d
         RAdam([{"params": make_params(), **kwargs}])
 
 
+@per_impl
 def test_lr_scheduler_scales_each_step() -> None:
     """With wd=0 the update is linear in lr, so LambdaLR's factor must show up in every step's delta."""
 
@@ -360,6 +370,7 @@ def test_lr_scheduler_scales_each_step() -> None:
 # --- dtypes ----------------------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize(
     ("param_dtype", "state_dtype"),
     [
@@ -378,6 +389,7 @@ def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) 
         assert opt.state[p]["exp_avg"].dtype == opt.state[p]["exp_avg_sq"].dtype == state_dtype
 
 
+@per_impl
 @pytest.mark.parametrize("degenerated_to_sgd", [True, False])
 def test_bf16_update_equals_fp32_reference_then_cast(degenerated_to_sgd: bool) -> None:
     kw = {"lr": 0.05, "betas": (0.9, 0.99), "weight_decay": 0.1, "degenerated_to_sgd": degenerated_to_sgd}
@@ -398,6 +410,7 @@ def test_bf16_update_equals_fp32_reference_then_cast(degenerated_to_sgd: bool) -
     assert not any(torch.equal(p, p0) for p, p0 in zip(bf16, theta0, strict=True))
 
 
+@per_impl
 def test_bf16_state_stays_fp32_after_load_state_dict() -> None:
     kw = {"lr": 0.05, "betas": (0.9, 0.99), "degenerated_to_sgd": False}
     grads = make_grads(14, torch.bfloat16)

@@ -11,8 +11,9 @@ import torch
 
 from papers.sophia.optim import DENOMINATOR_EPS, SophiaG, SophiaH
 
-# Every parity test runs once per kernel implementation (tests/conftest.py::every_impl).
-pytestmark = pytest.mark.usefixtures("every_impl")
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
+# validators, defaults and scalar schedules involve no implementation and run once.
+per_impl = pytest.mark.usefixtures("every_impl")
 
 SHAPES = [(4, 3), (5,), (2, 3, 2)]
 G_KEYS = {"params", "lr", "betas", "rho", "weight_decay", "bs", "maximize"}
@@ -88,6 +89,7 @@ def test_defaults_are_the_official_head_ones_and_bs_is_required() -> None:
     assert (h["lr"], h["betas"], h["rho"], h["weight_decay"]) == (1e-4, (0.965, 0.99), 0.04, 0.1)
 
 
+@per_impl
 def test_bs_is_bound_and_only_rho_times_bs_matters() -> None:
     """bs=1024 and bs=2048 with rho halved give identical trajectories; state_dict carries bs."""
     grads, estimates = make_grads(25), make_grads(26, seed=2)
@@ -107,6 +109,7 @@ def test_bs_is_bound_and_only_rho_times_bs_matters() -> None:
 # --- the update rule ---------------------------------------------------------------------------------
 
 
+@per_impl
 def test_first_steps_before_any_hessian_update_are_sign_momentum_exactly() -> None:
     """h = 0, so theta_{t+1} = theta_t (1 - lr wd) - lr sign(m_t), bit for bit; m = 0 does not move."""
     lr, wd, beta1 = 0.01, 0.1, 0.965
@@ -149,6 +152,7 @@ def test_hessian_ema_has_no_bias_correction() -> None:
         torch.testing.assert_close(opt.state[p]["hessian"], ema([e1 * e1, e2 * e2], beta2), rtol=1e-14, atol=0)
 
 
+@per_impl
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 def test_clip_boundary_both_sides(weight_decay: float) -> None:
     """|m| < rho bs h moves by lr |m| / (rho bs h + 1e-15); |m| >= rho bs h moves by exactly lr."""
@@ -179,6 +183,7 @@ def test_clip_boundary_both_sides(weight_decay: float) -> None:
     assert opt.stats()["win_rate"] == pytest.approx(0.5)
 
 
+@per_impl
 def test_matches_the_clamp_form_over_a_trajectory() -> None:
     """The step equals -lr clamp(m / (rho bs h + 1e-15), -1, 1), the 2024 foreach form (independent code)."""
     lr, beta1, beta2, rho, bs, wd = 0.02, 0.9, 0.9, 0.05, 64, 0.1
@@ -203,6 +208,7 @@ def test_matches_the_clamp_form_over_a_trajectory() -> None:
     assert all(0.05 < c < 0.95 for c in clipped_fractions)  # both branches of the clip were exercised
 
 
+@per_impl
 def test_hand_derived_step_and_stats() -> None:
     """lr 0.1, wd 0.1, b1 0.9, b2 0.99, rho 0.5, bs 2, theta (1, -2, 0.5), one Hessian update, one step, by hand.
 
@@ -228,6 +234,7 @@ def test_stats_are_empty_before_any_state() -> None:
     assert SophiaG(make_params(), bs=1).stats() == {}
 
 
+@per_impl
 def test_maximize_is_minimizing_the_negated_gradient() -> None:
     grads, estimates = make_grads(12), make_grads(13, seed=2)
     a, b = make_params(), make_params()
@@ -242,6 +249,7 @@ def test_maximize_is_minimizing_the_negated_gradient() -> None:
 # --- SophiaH's update --------------------------------------------------------------------------------
 
 
+@per_impl
 def test_sophiah_adds_the_estimate_and_negative_curvature_takes_a_full_sign_step() -> None:
     """SophiaH: h is the EMA of u*(Hu) itself (no square, no bs); h <= 0 gives exactly lr sign(m)."""
     lr, beta1, beta2, rho = 0.1, 0.9, 0.5, 0.5
@@ -266,6 +274,7 @@ def test_sophiah_adds_the_estimate_and_negative_curvature_takes_a_full_sign_step
 # --- state, checkpoints, groups ----------------------------------------------------------------------
 
 
+@per_impl
 def test_state_dict_round_trip_between_hessian_updates_continues_bit_identically() -> None:
     """Save at step 15 (updates at 10 and 20), reload through torch.save, continue: identical."""
     grads, estimates = make_grads(30), make_grads(31, seed=2)
@@ -299,6 +308,7 @@ def test_state_dict_round_trip_between_hessian_updates_continues_bit_identically
         assert float(opt_resumed.state[q]["step"]) == 30
 
 
+@per_impl
 def test_state_holds_only_step_and_buffers_and_groups_only_hyperparameters() -> None:
     params = make_params()
     opt = SophiaG(params, bs=8)
@@ -310,6 +320,7 @@ def test_state_holds_only_step_and_buffers_and_groups_only_hyperparameters() -> 
     assert step.dtype == torch.float32 and step.dim() == 0 and step.device.type == "cpu"
 
 
+@per_impl
 def test_loads_an_official_checkpoint() -> None:
     """The official groups carry ``capturable`` and no ``bs``; a capturable run's step has shape (1,)."""
     params = make_params()
@@ -326,6 +337,7 @@ def test_loads_an_official_checkpoint() -> None:
     assert all(s["step"].shape == () and float(s["step"]) == 10 for s in fresh.state.values())
 
 
+@per_impl
 def test_params_without_grad_are_skipped() -> None:
     params = make_params()
     frozen = params[1]
@@ -342,6 +354,7 @@ def test_params_without_grad_are_skipped() -> None:
     assert float(opt.state[params[0]]["step"]) == 3
 
 
+@per_impl
 def test_param_groups_equal_separate_optimizers() -> None:
     grads, estimates = make_grads(12), make_grads(13, seed=2)
     hp = [
@@ -364,6 +377,7 @@ def test_param_groups_equal_separate_optimizers() -> None:
         assert torch.equal(p, q)
 
 
+@per_impl
 def test_lr_scheduler_scales_each_step() -> None:
     """Before any Hessian update with wd = 0 the step is lr sign(m): LambdaLR's factor must show in every delta."""
 
@@ -441,6 +455,7 @@ def test_sparse_gradients_and_complex_params_raise(cls: type) -> None:
 # --- dtypes ------------------------------------------------------------------------------------------
 
 
+@per_impl
 @pytest.mark.parametrize(
     ("param_dtype", "state_dtype"),
     [
@@ -460,6 +475,7 @@ def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) 
         assert opt.state[p]["exp_avg"].dtype == opt.state[p]["hessian"].dtype == state_dtype
 
 
+@per_impl
 def test_bf16_update_equals_fp32_reference_then_cast() -> None:
     """bf16 params: state and maths in fp32 (including the square of the bf16 g_hat), the result cast back."""
     kw = {"lr": 0.05, "betas": (0.9, 0.5), "rho": 0.5, "weight_decay": 0.1, "bs": 8}
@@ -485,6 +501,7 @@ def test_bf16_update_equals_fp32_reference_then_cast() -> None:
     assert not any(torch.equal(p, p0) for p, p0 in zip(bf16, theta0, strict=True))
 
 
+@per_impl
 def test_bf16_state_stays_fp32_after_load_state_dict() -> None:
     kw = {"lr": 0.05, "betas": (0.9, 0.5), "rho": 0.5, "bs": 8}
     grads, estimates = make_grads(14, torch.bfloat16), make_grads(15, torch.bfloat16, seed=2)

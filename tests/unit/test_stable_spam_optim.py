@@ -10,9 +10,9 @@ import torch
 from papers.stable_spam import SPAM, StableSPAM
 from papers.stable_spam.common_checks import cosine_scale, cosine_warmup_factor
 
-# Every test runs once per kernel implementation (optimizers built with impl=None use it): the parity and
-# hand-derived checks hold for the fused implementations as for the reference.
-pytestmark = pytest.mark.usefixtures("every_impl")
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
+# validators, defaults and scalar schedules involve no implementation and run once.
+per_impl = pytest.mark.usefixtures("every_impl")
 
 B1, B2 = 0.9, 0.999
 TINY = 1e-30  # an eps that cannot move a float64 ratio at rtol 1e-10
@@ -46,6 +46,7 @@ def _steps(trajectory, p0):
 # ---------------------------------------------------------------- reductions
 
 
+@per_impl
 @pytest.mark.parametrize("semantics", ["official", "fixed"])
 def test_stablespam_with_every_feature_off_is_torch_adamw(semantics):
     grads = _grads(100)
@@ -70,6 +71,7 @@ def _hf_adamw(grads, p0, lr, betas, eps, wd):
     return out
 
 
+@per_impl
 def test_spam_without_clip_and_reset_is_hf_adamw():
     grads = _grads(100)
     p0 = torch.linspace(-1, 1, 20, dtype=torch.float64).view(5, 4)
@@ -78,6 +80,7 @@ def test_spam_without_clip_and_reset_is_hf_adamw():
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
+@per_impl
 def test_spam_without_clip_reset_decay_and_eps_is_torch_adam():
     grads = _grads(100)
     ours, _ = _run(lambda ps: SPAM(ps, lr=1e-2, eps=TINY, threshold=0, DeltaT=None), grads)
@@ -97,6 +100,7 @@ def _j(j: int) -> float:
     return ((1 - B1**j) / (1 - B1 ** (j + 1))) / math.sqrt((1 - B2**j) / (1 - B2 ** (j + 1)))
 
 
+@per_impl
 @pytest.mark.parametrize("k", [10, 25, 100])
 def test_official_reset_step_applies_the_old_moments_with_t1_bias_correction(k):
     g = torch.full((3, 2), 0.5, dtype=torch.float64)
@@ -113,6 +117,7 @@ def test_official_reset_step_applies_the_old_moments_with_t1_bias_correction(k):
     assert round(_r(10), 2) == 2.06
 
 
+@per_impl
 def test_fixed_reset_step_is_a_fresh_adam_first_step_times_the_warmup_factor():
     k, lr = 10, 1e-3
     g = torch.full((3, 2), 0.5, dtype=torch.float64)
@@ -134,6 +139,7 @@ def _thresholds(semantics, gap, grads):
     return seen[1:]  # the value after step i sits in seen[i + 1]
 
 
+@per_impl
 def test_official_adaclip_threshold_inflates_after_a_reset_by_its_restarted_bias_correction():
     k, gamma3 = 5, 0.999
     grads = _grads(k + 2)
@@ -146,6 +152,7 @@ def test_official_adaclip_threshold_inflates_after_a_reset_by_its_restarted_bias
     assert seen[k] > 2 * seen[k - 2]  # inflated by ~(k + 1)/2 here; 50-270x at a gap of 100
 
 
+@per_impl
 def test_fixed_adaclip_threshold_is_continuous_across_a_reset():
     k = 5
     grads = _grads(k + 3)
@@ -157,6 +164,7 @@ def test_fixed_adaclip_threshold_is_continuous_across_a_reset():
 # ---------------------------------------------------------------- AdaClip and AdaGN by hand
 
 
+@per_impl
 def test_adaclip_at_t1_clips_nothing_and_rescales_a_planted_spike_keeping_sign_and_ratios():
     p = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
     opt = StableSPAM([p], adagn=False, mutate_grad=True, update_proj_gap=None)
@@ -177,6 +185,7 @@ def test_adaclip_at_t1_clips_nothing_and_rescales_a_planted_spike_keeping_sign_a
     assert p.grad[1] < 0 < p.grad[3] and p.grad[1] / p.grad[3] == pytest.approx(-50 / 30)
 
 
+@per_impl
 def test_adaclip_leaves_p_grad_alone_by_default():
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = StableSPAM([p], update_proj_gap=None)
@@ -186,6 +195,7 @@ def test_adaclip_leaves_p_grad_alone_by_default():
     assert p.grad.tolist() == [100.0, 1.0, 1.0]
 
 
+@per_impl
 @pytest.mark.parametrize("norm", [1e-3, 1.0, 7.0])
 def test_adagn_with_a_constant_norm_outputs_norm_one_over_one_plus_eps_over_n(norm):
     eps = 1e-3
@@ -197,6 +207,7 @@ def test_adagn_with_a_constant_norm_outputs_norm_one_over_one_plus_eps_over_n(no
         assert float(v) == pytest.approx(1 / (1 + eps / norm), rel=1e-12)
 
 
+@per_impl
 def test_adagn_passes_a_zero_gradient_unchanged():
     p = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
     opt = StableSPAM([p], update_proj_gap=None, track_stats=True)
@@ -208,6 +219,7 @@ def test_adagn_passes_a_zero_gradient_unchanged():
     assert all(torch.isfinite(v).all() for v in opt.state[p].values() if isinstance(v, torch.Tensor))
 
 
+@per_impl
 def test_adagn_values_by_hand_over_three_steps():
     g1, g2, eps = 0.9, 0.8, 1e-8
     grads = [torch.tensor([3.0, 4.0], dtype=torch.float64) * s for s in (1.0, 2.0, 0.5)]
@@ -239,6 +251,7 @@ def test_official_scale_is_periodic_and_fixed_holds_eta_min():
     assert cosine_scale(5, None, eta, periodic=True) == 1.0
 
 
+@per_impl
 def test_official_scale_decays_beta1_in_the_update():
     """With total_T the update uses b1' = b1 scale: the first step's m/bc1 is g either way; the second step is
     checked against a hand computation with the step-2 scale."""
@@ -258,6 +271,7 @@ def test_official_scale_decays_beta1_in_the_update():
 # ---------------------------------------------------------------- SPAM
 
 
+@per_impl
 def test_spam_clips_a_planted_spike_to_sign_times_sqrt_threshold_v():
     theta = 5.0
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
@@ -280,6 +294,7 @@ def test_spam_clips_a_planted_spike_to_sign_times_sqrt_threshold_v():
     torch.testing.assert_close(p2.grad, torch.where(mask, spike.sign() * bound, spike), rtol=1e-14, atol=0)
 
 
+@per_impl
 def test_spam_does_not_clip_in_the_first_grad_accu_steps_of_a_cycle():
     dT, accu = 6, 3
     p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
@@ -296,6 +311,7 @@ def test_spam_does_not_clip_in_the_first_grad_accu_steps_of_a_cycle():
             assert not c, step
 
 
+@per_impl
 def test_spam_reset_step_runs_at_warmup_001():
     dT, lr = 10, 1e-3
     g = torch.full((2,), 0.5, dtype=torch.float64)
@@ -347,6 +363,7 @@ MAKERS = {
 }
 
 
+@per_impl
 @pytest.mark.parametrize("name", list(MAKERS))
 @pytest.mark.parametrize("split", [2, 4, 5])  # mid-cycle, on the reset step, right after it
 def test_resume_across_a_reset_is_bit_identical(name, split):
@@ -356,6 +373,7 @@ def test_resume_across_a_reset_is_bit_identical(name, split):
     assert second.state[key] == opt.state[key]
 
 
+@per_impl
 def test_state_dict_carries_the_counters_and_scalar_emas_as_0d_tensors():
     p = torch.nn.Parameter(torch.zeros(3))
     opt = StableSPAM([p], semantics="fixed", update_proj_gap=2)
@@ -370,6 +388,7 @@ def test_state_dict_carries_the_counters_and_scalar_emas_as_0d_tensors():
         assert isinstance(st[key], torch.Tensor) and st[key].dim() == 0
 
 
+@per_impl
 @pytest.mark.parametrize("make", [lambda ps: StableSPAM(ps), lambda ps: SPAM(ps)])
 def test_bf16_params_keep_fp32_state_through_load(make):
     p = torch.nn.Parameter(torch.ones(4, dtype=torch.bfloat16))
@@ -409,6 +428,7 @@ def test_spam_rejects_sparse_density_masks_clearly():
         SPAM([{"params": [torch.nn.Parameter(torch.zeros(1))], "density": 0.5}])
 
 
+@per_impl
 def test_gamma1_minus_one_means_beta1():
     grads = _grads(5)
     a, _ = _run(lambda ps: StableSPAM(ps, gamma1=-1, betas=(0.8, 0.99), update_proj_gap=None), grads)
