@@ -12,6 +12,8 @@ import pytest
 from common.results.record import load_record
 from reproduce.cli import main
 
+pytestmark = pytest.mark.xdist_group("compare")  # one smoke run, shared by the module's tests on one worker
+
 
 def _err(capsys, argv: list[str]) -> str:
     """The single ``error:`` line of a failing command (it must be the last line, with no traceback)."""
