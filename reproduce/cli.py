@@ -10,7 +10,8 @@
     reproduce bench [--optimizers ...] [--shapes tiny|gpt2-small] [--impl ...] [--steps N]
     reproduce prepare <dataset|PATH> --out DIR [--max-tokens N] [--tokenizer gpt2|t5]   token shards for LM presets
     reproduce compare [--optimizers ...] [--workloads ...] [--preset smoke|cpu|gpu] [--optimizer pkg.mod:Cls
-                      [--hparams FILE]] [--out DIR] [--resume] [--list]   every optimizer on shared workloads
+                      [--hparams FILE]] [--out DIR] [--resume] [--jobs N] [--list]   every optimizer on shared
+                      workloads
 """
 
 from __future__ import annotations
@@ -252,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", default=None, help="output folder (default results/compare/<preset>)")
     cmp_.add_argument("--resume", action="store_true", help="reuse finished cells and runs in --out")
     cmp_.add_argument("--list", action="store_true", help="list optimizers and workloads, run nothing")
+    cmp_.add_argument("--jobs", type=int, default=1,
+                      help="cells run at once, each in its own process on one torch thread (default 1; 2 on a "
+                           "2-core machine)")
     return p
 
 

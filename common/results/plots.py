@@ -32,7 +32,7 @@ def _stack(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _save(fig: plt.Figure, ax: plt.Axes, path: Path, *, title: str, xlabel: str, ylabel: str,
-          logx: bool = False, logy: bool = False) -> Path:
+          logx: bool = False, logy: bool = False, legend_loc: str = "best") -> Path:
     """Label, scale, legend (only when something is labelled), write the PNG and free the figure."""
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
@@ -43,7 +43,7 @@ def _save(fig: plt.Figure, ax: plt.Axes, path: Path, *, title: str, xlabel: str,
         ax.set_xscale("log")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[1]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc=legend_loc)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -132,5 +132,9 @@ def plot_performance_profile(ratios: Mapping[str, Mapping[str, float]], path: st
             continue
         ax.step(taus, [(r <= t).mean() for t in taus], where="post", label=name)
     ax.set_ylim(-0.02, 1.02)
+    ax.set_xscale("log")
+    ticks = [t for t in (1, 1.25, 1.5, 2, 3, 4, 6, 8) if t <= tau_max]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     return _save(fig, ax, path, title=title, xlabel="tau (ratio to the best optimizer's steps to the target)",
-                 ylabel="fraction of workloads within tau", logx=True)
+                 ylabel="fraction of workloads within tau", legend_loc="lower right")

@@ -49,7 +49,9 @@ def compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else REPO / "results" / "compare" / name
     if args.resume and not out.is_dir():
         raise ConfigError(f"--resume: {out} does not exist (nothing to continue; drop --resume to start)")
-    run_compare(cfg, name, entries, workloads, out, resume=args.resume)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    run_compare(cfg, name, entries, workloads, out, resume=args.resume, jobs=args.jobs)
     print((out / "leaderboard.md").read_text())
     print(f"wrote {out}/leaderboard.md, leaderboard.json, profile.png and one record per cell under {out}/<workload>/")
     return 0

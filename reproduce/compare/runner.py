@@ -197,10 +197,18 @@ def step_time(entry: ZooEntry, section: Any, lr: float, timing: Any) -> dict[str
             "rounds": int(timing.rounds)}
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def run_compare(cfg: DictConfig, preset: str, optimizers: Sequence[ZooEntry], workloads: Sequence[str], out: Path,
-                *, resume: bool = False, stream: Any = None) -> dict[str, dict[str, dict[str, Any]]]:
+                *, resume: bool = False, stream: Any = None, jobs: int = 1) -> dict[str, dict[str, dict[str, Any]]]:
     """Every applicable cell, the baseline's first in each workload; returns {workload: {optimizer: record}} and
-    writes the leaderboard, the performance profile and the page beside the records."""
+    writes the leaderboard, the performance profile and the page beside the records. ``jobs`` > 1 runs that many
+    cells at once in worker processes of one torch thread each (cells are independent: the target is applied only
+    when the leaderboard is written), with the same results as one process."""
     from common.compare.leaderboard import write_outputs
 
     def say(message: str) -> None:
@@ -220,10 +228,26 @@ def run_compare(cfg: DictConfig, preset: str, optimizers: Sequence[ZooEntry], wo
             if why:
                 skipped.setdefault(w, {})[e.name] = why
     t0 = time.perf_counter()
-    for i, (w, e) in enumerate(plan, 1):
-        say(f"[compare {preset}] cell {i}/{len(plan)}: {e.name} on {w} ({time.perf_counter() - t0:.0f} s so far)")
-        cells.setdefault(w, {})[e.name] = run_cell(e, w, cfg.workloads[w], cfg, preset, out, resume=resume,
-                                                   stream=stream)
+    if jobs <= 1:
+        for i, (w, e) in enumerate(plan, 1):
+            say(f"[compare {preset}] cell {i}/{len(plan)}: {e.name} on {w} ({time.perf_counter() - t0:.0f} s so far)")
+            cells.setdefault(w, {})[e.name] = run_cell(e, w, cfg.workloads[w], cfg, preset, out, resume=resume,
+                                                       stream=stream)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_thread) as pool:
+            futures = {pool.submit(run_cell, e, w, cfg.workloads[w], cfg, preset, out, resume=resume): (w, e)
+                       for w, e in plan}
+            for i, fut in enumerate(as_completed(futures), 1):
+                w, e = futures[fut]
+                cells.setdefault(w, {})[e.name] = fut.result()
+                say(f"[compare {preset}] finished cell {i}/{len(plan)}: {e.name} on {w} "
+                    f"({time.perf_counter() - t0:.0f} s so far)")
+        cells = {w: dict(sorted(cells[w].items(), key=lambda kv: [x.name for x in entries].index(kv[0])))
+                 for w in workloads if w in cells}
     write_outputs(out, cells, cells_meta(cells, preset, skipped))
     return cells
 

@@ -111,6 +111,7 @@ def test_list_names_every_optimizer_and_workload(capsys):
     (["--optimizer", "torch.optim:NoSuchOpt"], "has no NoSuchOpt"),
     (["--hparams", "x.yaml"], "--hparams without a matching --optimizer"),
     (["--resume", "--out", "/nonexistent/compare"], "does not exist"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
 ])
 def test_bad_input_is_one_error_line(capsys, argv, expected):
     line = _err(capsys, ["compare", "--preset", "smoke", *argv] if "--preset" not in argv else ["compare", *argv])
@@ -141,3 +142,14 @@ def test_rebuild_from_records_gives_the_same_leaderboard_and_a_page(smoke_run, t
     html_page = write_compare_page(smoke_run / "leaderboard.md", tmp_path, "").read_text()
     assert html_page.count("<table>") >= 3 and "<img src=" in html_page and "profile.png" in html_page
     assert "| " not in html_page  # every pipe table became an HTML table
+
+
+def test_parallel_cells_give_the_same_results_as_one_process(smoke_run, tmp_path):
+    out = tmp_path / "jobs2"
+    assert main(["compare", "--preset", "smoke", "--workloads", "gpt-bytes", "--jobs", "2", "--out", str(out)]) == 0
+    for opt in ("adamw", "sophiag"):
+        one, two = (load_record(d / "gpt-bytes" / f"{opt}.json") for d in (smoke_run, out))
+        assert two["summary"]["finals"] == one["summary"]["finals"]
+        assert two["summary"]["fractions"] == one["summary"]["fractions"]
+    rows = json.loads((out / "leaderboard.json").read_text())["workloads"]["gpt-bytes"]["rows"]
+    assert {r["optimizer"] for r in rows} == {"adamw", "sophiag"}
