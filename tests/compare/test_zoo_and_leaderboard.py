@@ -78,3 +78,20 @@ def test_rows_profiles_and_speedups():
     assert prof["fast"]["rho"]["1"] == 1.0
     assert prof["adamw"]["rho"]["1"] == 0.0 and prof["adamw"]["rho"]["2"] == 1.0
     assert prof["slow"]["rho"]["4"] == 0.0 and prof["slow"]["not_applicable"] == ["w3"]
+
+
+def test_the_committed_leaderboard_is_what_its_records_give():
+    """COMPARE.md and results/compare/cpu/leaderboard.md are rebuilt from the cell records, never typed in."""
+    from common.compare.leaderboard import leaderboard_markdown
+    from reproduce.compare.runner import cells_meta, load_cells
+    from reproduce.registry import repo_root
+
+    out = repo_root() / "results" / "compare" / "cpu"
+    cells = load_cells(out)
+    assert len(cells) == 3 and all(len(c) == 10 for c in cells.values())
+    boards = {w: workload_rows(c) for w, c in cells.items()}
+    prof = profiles({w: rows for w, (_, rows) in boards.items()}, {})
+    md = leaderboard_markdown(boards, prof, cells_meta(cells, "cpu"), "profile.png")
+    assert md == (out / "leaderboard.md").read_text()
+    page = (repo_root() / "COMPARE.md").read_text()
+    assert page == md.replace("](profile.png)", "](results/compare/cpu/profile.png)")
