@@ -20,6 +20,7 @@ from common.errors import ConfigError
 from common.results.context import RunContext
 from common.results.paper import Claim, Paper
 from common.results.record import RECORD_VERSION, IncompleteRecordError, load_record, provenance, write_record
+from common.results.summary import plain
 from common.results.verdict import Verdict
 
 
@@ -214,7 +215,7 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
             "config": {"seeds": len(seeds), "trainer": trainer, "claim": to_plain(cfg.claims[claim.id])},
             "seeds": seeds,
             "arms": measurement.arms,
-            "summary": measurement.summary,
+            "summary": plain(measurement.summary),
             "protocol": protocol or None,
             # a package of several papers names each claim's own; one without an arXiv id says so in its source
             "claim_arxiv": claim.arxiv or ("" if any(c.arxiv for c in paper.claims) else paper.arxiv),

@@ -16,7 +16,7 @@ class Measurement:
     """What a claim's experiment measured: per-arm per-seed results, a summary and plot files."""
 
     arms: dict[str, Any]
-    summary: dict[str, Any]
+    summary: Any  # a dict, or a typed ``common.results.summary.Summary``
     plots: dict[str, str] = field(default_factory=dict)  # name -> path of a PNG written by the run
     protocol: dict[str, Any] | None = None  # the tuning-and-evidence object (common.results.protocol)
 
@@ -48,6 +48,22 @@ class Claim:
     # ``plan(section)``: the section as the dry-run plan (``reproduce --dry-run``) should read it, for an experiment
     # whose arms, grid or sizes are not in the common keys (``arms``, ``lrs``, ``steps``/``epochs``, ``model``)
     plan: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # the experiment's typed summary (a ``common.results.summary.Summary``): ``judge``, ``headline`` and ``test``
+    # then receive that type whether the summary comes from the run or from a record's plain JSON
+    summary_type: type | None = None
+
+    def __post_init__(self) -> None:
+        if self.summary_type is None:
+            return
+        typed = self.summary_type
+
+        def reading(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            return lambda s: fn(s if isinstance(s, typed) else typed.from_record(s))  # type: ignore[attr-defined]
+
+        for name in ("judge", "headline", "test"):
+            fn = getattr(self, name)
+            if fn is not None:
+                object.__setattr__(self, name, reading(fn))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from common.results.paper import Measurement
 from common.results.plots import plot_curves
 from common.results.protocol import no_tuning
 from papers.radam.optim import rectifier
+from papers.radam.verdicts import MuRatios, VarianceSummary
 
 
 def simulate_variance(mus: list[float], beta2: float, trajectories: int, steps: int,
@@ -70,16 +71,13 @@ def run_variance(cfg: Any, ctx: RunContext) -> Measurement:
             for j, mu in enumerate(mus):
                 curve = [(int(t), float(var[j, t - 1])) for t in points if math.isfinite(var[j, t - 1])]
                 arms[name].setdefault(f"mu={mu:g}", []).append({"seed": seed, "var_curve": curve})
-    summary: dict[str, Any] = {"mus": mus, "early": list(early), "late": list(late), "per_mu": {}}
+    per_mu = {}
     for j, mu in enumerate(mus):
         a = np.array([r[j] for r in ratios["adam"]])
         r = np.array([r[j] for r in ratios["rectified"]])
-        summary["per_mu"][f"{mu:g}"] = {"adam_ratio": float(a.mean()), "adam_ratio_std": float(a.std()),
-                                        "rectified_ratio": float(r.mean()), "rectified_ratio_std": float(r.std()),
-                                        "n": len(a)}
-    summary["adam_ratio_min"] = min(v["adam_ratio"] for v in summary["per_mu"].values())
-    summary["rectified_ratio_min"] = min(v["rectified_ratio"] for v in summary["per_mu"].values())
-    summary["rectified_ratio_max"] = max(v["rectified_ratio"] for v in summary["per_mu"].values())
+        per_mu[f"{mu:g}"] = MuRatios(adam_ratio=float(a.mean()), adam_ratio_std=float(a.std()),
+                                     rectified_ratio=float(r.mean()), rectified_ratio_std=float(r.std()), n=len(a))
+    summary = VarianceSummary.of(mus, list(early), list(late), per_mu)
     plots = {}
     for name in ("adam", "rectified"):
         curves = {k: [s["var_curve"] for s in seeds] for k, seeds in arms[name].items()}

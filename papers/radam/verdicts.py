@@ -4,10 +4,12 @@ protocol (tuned lrs, eval seeds, a paired interval, checks that cannot fire repo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from common.results.judges import arm_eval, comparison_headline, finish, loss_test_record
 from common.results.protocol import exercised, paired_test
+from common.results.summary import Summary
 from common.results.verdict import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -40,23 +42,59 @@ C3_RULE = (f"reproduced if RAdam best ≥ Adam best + {C3_MARGIN_PP:g} pp and RA
            f"exactly one holds; contradicted if Adam best > RAdam best + {C3_MARGIN_PP:g} pp; SGD reported, not judged")
 
 
-def judge_variance(s: Mapping[str, Any]) -> Verdict:
-    per_mu = s["per_mu"]
-    adam_ok = all(v["adam_ratio"] >= C1_ADAM_MIN for v in per_mu.values())
+@dataclass
+class MuRatios(Summary):
+    """One mu's early/late variance ratios, mean and std over seeds."""
+
+    adam_ratio: float
+    adam_ratio_std: float
+    rectified_ratio: float
+    rectified_ratio_std: float
+    n: int
+
+
+@dataclass
+class VarianceSummary(Summary):
+    """C1's measurement: per mu (keyed "0.9", ...), the ratios of Var early to Var late, and their extremes."""
+
+    mus: list[float]
+    early: list[int]
+    late: list[int]
+    per_mu: dict[str, MuRatios]
+    adam_ratio_min: float
+    rectified_ratio_min: float
+    rectified_ratio_max: float
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> VarianceSummary:
+        s = super().from_record(data)
+        s.per_mu = {k: v if isinstance(v, MuRatios) else MuRatios.from_record(v) for k, v in s.per_mu.items()}
+        return s
+
+    @classmethod
+    def of(cls, mus: list[float], early: list[int], late: list[int], per_mu: dict[str, MuRatios]) -> VarianceSummary:
+        return cls(mus, early, late, per_mu, adam_ratio_min=min(v.adam_ratio for v in per_mu.values()),
+                   rectified_ratio_min=min(v.rectified_ratio for v in per_mu.values()),
+                   rectified_ratio_max=max(v.rectified_ratio for v in per_mu.values()))
+
+
+def judge_variance(s: VarianceSummary) -> Verdict:
+    per_mu = s.per_mu
+    adam_ok = all(v.adam_ratio >= C1_ADAM_MIN for v in per_mu.values())
     lo, hi = C1_RECT_BAND
-    rect_ok = all(lo <= v["rectified_ratio"] <= hi for v in per_mu.values())
-    contradicted = any(v["rectified_ratio"] >= v["adam_ratio"] for v in per_mu.values())
+    rect_ok = all(lo <= v.rectified_ratio <= hi for v in per_mu.values())
+    contradicted = any(v.rectified_ratio >= v.adam_ratio for v in per_mu.values())
     reasons = [f"Adam early/late variance ratio >= {C1_ADAM_MIN:g} for every mu: {adam_ok} "
-               f"(min {s['adam_ratio_min']:.3g})",
+               f"(min {s.adam_ratio_min:.3g})",
                f"rectified ratio within [{lo}, {hi}] for every mu: {rect_ok} "
-               f"(range {s['rectified_ratio_min']:.3g}..{s['rectified_ratio_max']:.3g})"]
+               f"(range {s.rectified_ratio_min:.3g}..{s.rectified_ratio_max:.3g})"]
     return count_rule({"adam_early_variance_large": adam_ok, "rectified_flat": rect_ok},
                       partial_at_least=1, contradicted=contradicted, reasons=reasons)
 
 
-def headline_variance(s: Mapping[str, Any]) -> str:
-    return (f"early/late variance ratio: Adam {s['adam_ratio_min']:.3g} (min over {len(s['per_mu'])} mu), "
-            f"rectified {s['rectified_ratio_min']:.3g}..{s['rectified_ratio_max']:.3g}")
+def headline_variance(s: VarianceSummary) -> str:
+    return (f"early/late variance ratio: Adam {s.adam_ratio_min:.3g} (min over {len(s.per_mu)} mu), "
+            f"rectified {s.rectified_ratio_min:.3g}..{s.rectified_ratio_max:.3g}")
 
 
 def _c2_parts(s: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], bool] | None:

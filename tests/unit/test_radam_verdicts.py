@@ -2,14 +2,13 @@
 
 import pytest
 
-from papers.radam.verdicts import judge_accuracy, judge_lr_robustness, judge_variance
+from papers.radam.verdicts import MuRatios, VarianceSummary, judge_accuracy, judge_lr_robustness, judge_variance
 from tests.summaries import arm, summary
 
 
 def _c1(adam, rect):
-    per_mu = {str(i): {"adam_ratio": a, "rectified_ratio": r} for i, (a, r) in enumerate(zip(adam, rect, strict=True))}
-    return {"per_mu": per_mu, "adam_ratio_min": min(adam), "rectified_ratio_min": min(rect),
-            "rectified_ratio_max": max(rect)}
+    per_mu = {str(i): MuRatios(a, 0.0, r, 0.0, 3) for i, (a, r) in enumerate(zip(adam, rect, strict=True))}
+    return VarianceSummary.of([0.9, 0.99], [20, 100], [5000, 6000], per_mu)
 
 
 @pytest.mark.parametrize("adam,rect,status", [
@@ -23,6 +22,18 @@ def test_c1_rule(adam, rect, status):
     v = judge_variance(_c1(adam, rect))
     assert v.status == status
     assert v.cap is None  # a simulation: nothing is tuned, so no protocol cap applies
+
+
+def test_c1_judges_a_record_as_it_judges_the_run():
+    """The claim reads a record's plain summary into the typed one: same verdict, same headline."""
+    from papers.radam import PAPER
+
+    typed = _c1([40, 5], [0.9, 1.1])
+    plain = typed.to_record()
+    assert isinstance(plain["per_mu"]["0"], dict) and VarianceSummary.from_record(plain) == typed
+    claim = PAPER.claim("c1")
+    assert claim.judge(plain).to_dict() == claim.judge(typed).to_dict()
+    assert claim.headline(plain) == claim.headline(typed)
 
 
 def test_c1_records_that_nothing_is_tuned(tmp_path):
