@@ -10,7 +10,9 @@ AdaClip's max and AdaGN's norm (36 B). SOAP is matrix work, not bandwidth-bound:
 ``step-compiled`` is what torch.optim leaves compilation to: our optimizer with ``impl="foreach"`` and
 ``opt.step = torch.compile(opt.step)`` (default options). Our optimizers keep ``step`` as a Python int, which
 dynamo specialises on (it keys the buckets), so every step recompiles until ``torch._dynamo.config.recompile_limit``
-(8) is hit, after which the step runs eagerly (foreach) with the failed guards checked on every call.
+(8) is hit, after which the step runs eagerly (foreach) with the failed guards checked on every call. SophiaG's
+update does not use the step count, so its compiled step keeps one graph. Every optimizer's ``step`` goes through
+torch.optim's one ``wrapper`` code object, whose cache the recompile limit counts: time one optimizer per process.
 
 The Riemannian optimizers (``riemannian-*``) treat every tensor as a product of Poincaré balls (one per row) and are
 timed against geoopt 0.5.1 where it is installed (the ``wordnet-5`` and ``wordnet-10`` shape sets are the paper's
