@@ -12,7 +12,8 @@ AdaClip's max and AdaGN's norm (36 B). SOAP is matrix work, not bandwidth-bound:
 dynamo specialises on (it keys the buckets), so every step recompiles until ``torch._dynamo.config.recompile_limit``
 (8) is hit, after which the step runs eagerly (foreach) with the failed guards checked on every call. SophiaG's
 update does not use the step count, so its compiled step keeps one graph. Every optimizer's ``step`` goes through
-torch.optim's one ``wrapper`` code object, whose cache the recompile limit counts: time one optimizer per process.
+torch.optim's one ``wrapper`` code object, whose cache the recompile limit counts, so the candidate resets dynamo's
+caches when it is built.
 
 The Riemannian optimizers (``riemannian-*``) treat every tensor as a product of Poincaré balls (one per row) and are
 timed against geoopt 0.5.1 where it is installed (the ``wordnet-5`` and ``wordnet-10`` shape sets are the paper's
@@ -87,6 +88,9 @@ def _step_compiled(name: str) -> Factory:
     """``opt.step = torch.compile(opt.step)`` over our foreach implementation."""
     def make(ps: list[torch.Tensor]) -> torch.optim.Optimizer:
         opt = _ours(name, "foreach")(ps)
+        # Every optimizer's step runs through torch.optim's one `wrapper` code object, whose dynamo cache and
+        # recompile limit would carry over from the previous optimizer's row: start each row from an empty cache.
+        torch._dynamo.reset()
         opt.step = torch.compile(opt.step)  # type: ignore[method-assign]
         return opt
     return make
