@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,7 +13,7 @@ import torch
 from common.bench.hardware import copy_bandwidth, describe
 from common.bench.report import Row, write
 from common.bench.shapes import shape_set
-from common.bench.timing import failure_line, state_bytes, time_interleaved
+from common.bench.timing import failure_line, state_bytes, synchronize, time_interleaved
 from common.errors import ConfigError
 from common.kernels import CHOICES, IMPLS, available_impls
 from reproduce.bench_candidates import (
@@ -20,6 +22,7 @@ from reproduce.bench_candidates import (
     OPTIMIZERS,
     RIEMANNIAN,
     SOAP_IMPLS,
+    STEP_COMPILED,
     Candidate,
     alternatives,
     ours,
@@ -53,28 +56,49 @@ def _time_family(cands: list[Candidate], params: list[torch.Tensor], device: tor
         except Exception as err:  # a package that cannot run here is reported, not fatal
             opts.append(failure_line(err))
     live = [o for o in opts if not isinstance(o, str)]
-    timed = iter(time_interleaved([o.step for o in live], device, warmup=warmup, steps=steps, rounds=rounds))
+    firsts = [_FirstTimed(o.step, device) for o in live]
+    timed = iter(time_interleaved(firsts, device, warmup=warmup, steps=steps, rounds=rounds))
+    first_s = iter(f.seconds for f in firsts)
     out: list[tuple[object, float | None, str]] = []
     for cand, opt in zip(cands, opts, strict=True):
         if isinstance(opt, str):
             out.append((None, None, opt))
             continue
-        times = next(timed)
+        times, first = next(timed), next(first_s)
         if isinstance(times, str):
             out.append((None, None, times))
         else:
-            out.append((times, state_bytes(opt) / n_params, cand.note))
+            note = "; ".join(x for x in (cand.note, f"first step {first:.1f} s" if first is not None else "") if x)
+            out.append((times, state_bytes(opt) / n_params, note))
     opts.clear()
     live.clear()
     gc.collect()
     return out
 
 
+class _FirstTimed:
+    """``step`` whose first call (a compiled step's compilation) is timed into ``seconds``."""
+
+    def __init__(self, step: Callable[[], object], device: torch.device) -> None:
+        self.step, self.device = step, device
+        self.seconds: float | None = None
+
+    def __call__(self) -> object:
+        if self.seconds is not None:
+            return self.step()
+        t0 = time.perf_counter()
+        out = self.step()
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - t0
+        return out
+
+
 def _impls(requested: list[str], device: torch.device) -> tuple[tuple[str, ...], list[str]]:
     """The requested implementations that can run on ``device``, and notes for those that cannot."""
     here = available_impls(device)
-    wanted = list(IMPLS) if not requested or "all" in requested else requested
-    runnable = tuple(i for i in wanted if i in here or i == "batched" or i == "auto")
+    every = [*IMPLS, STEP_COMPILED] if device.type == "cpu" else list(IMPLS)
+    wanted = every if not requested or "all" in requested else requested
+    runnable = tuple(i for i in wanted if i in here or i in ("batched", "auto", STEP_COMPILED))
     skipped = [i for i in wanted if i not in runnable]
     return runnable, skipped
 
@@ -97,8 +121,8 @@ def run_bench(
         if n not in OPTIMIZERS:
             raise ConfigError(f"bench: unknown optimizer {n!r}; choose from {', '.join(OPTIMIZERS)}")
     for i in impls or []:
-        if i not in (*CHOICES, "all", *SOAP_IMPLS):
-            raise ConfigError(f"bench: unknown impl {i!r}; choose from {', '.join((*IMPLS, 'all'))}")
+        if i not in (*CHOICES, "all", *SOAP_IMPLS, STEP_COMPILED):
+            raise ConfigError(f"bench: unknown impl {i!r}; choose from {', '.join((*IMPLS, STEP_COMPILED, 'all'))}")
     if steps < 1 or warmup < 0 or rounds < 1:
         raise ConfigError("bench: --steps and --rounds must be >= 1 and --warmup >= 0")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

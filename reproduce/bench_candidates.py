@@ -7,6 +7,14 @@ last_grad, and its per-tensor clip reads g and last_grad once more (44 B); MARS-
 p, g, m, h and writes p, m (24 B); SPAM's spike clip is elementwise (28 B); Stable-SPAM reads g twice more for
 AdaClip's max and AdaGN's norm (36 B). SOAP is matrix work, not bandwidth-bound: no bound.
 
+``step-compiled`` is what torch.optim leaves compilation to: our optimizer with ``impl="foreach"`` and
+``opt.step = torch.compile(opt.step)`` (default options). Our optimizers keep ``step`` as a Python int, which
+dynamo specialises on (it keys the buckets), so every step recompiles until ``torch._dynamo.config.recompile_limit``
+(8) is hit, after which the step runs eagerly (foreach) with the failed guards checked on every call. SophiaG's
+update does not use the step count, so its compiled step keeps one graph. Every optimizer's ``step`` goes through
+torch.optim's one ``wrapper`` code object, whose cache the recompile limit counts, so the candidate resets dynamo's
+caches when it is built.
+
 The Riemannian optimizers (``riemannian-*``) treat every tensor as a product of Poincaré balls (one per row) and are
 timed against geoopt 0.5.1 where it is installed (the ``wordnet-5`` and ``wordnet-10`` shape sets are the paper's
 embedding tables). Their v is one value per row, so a fused RADAM step reads p, g, m and writes p, m (20 B), RSGD
@@ -34,7 +42,8 @@ from papers.soap import SOAP
 from papers.sophia import SophiaG
 from papers.stable_spam import SPAM, StableSPAM
 
-__all__ = ["ADAMW_BYTES", "BYTES_PER_PARAM", "OPTIMIZERS", "Candidate", "alternatives", "ours", "yardstick"]
+__all__ = ["ADAMW_BYTES", "BYTES_PER_PARAM", "OPTIMIZERS", "STEP_COMPILED", "Candidate", "alternatives", "ours",
+           "yardstick"]
 
 Factory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 BYTES_PER_PARAM: dict[str, int | None] = {
@@ -45,6 +54,7 @@ RIEMANNIAN = ("riemannian-adam", "riemannian-sgd", "riemannian-adagrad")
 ADAMW_BYTES = 28
 OPTIMIZERS = tuple(BYTES_PER_PARAM)
 SOAP_IMPLS = ("reference", "batched")
+STEP_COMPILED = "step-compiled"  # impl="foreach" with opt.step = torch.compile(opt.step)
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,18 @@ def _ours(name: str, impl: str) -> Factory:
     return makers[name]
 
 
+def _step_compiled(name: str) -> Factory:
+    """``opt.step = torch.compile(opt.step)`` over our foreach implementation."""
+    def make(ps: list[torch.Tensor]) -> torch.optim.Optimizer:
+        opt = _ours(name, "foreach")(ps)
+        # Every optimizer's step runs through torch.optim's one `wrapper` code object, whose dynamo cache and
+        # recompile limit would carry over from the previous optimizer's row: start each row from an empty cache.
+        torch._dynamo.reset()
+        opt.step = torch.compile(opt.step)  # type: ignore[method-assign]
+        return opt
+    return make
+
+
 def _ball(ps: list[torch.Tensor]) -> list[torch.Tensor]:
     """The bench's tensors tagged as Poincaré-ball parameters (rows must lie inside the unit ball)."""
     return [tag_manifold(p, PoincareBall()) for p in ps]
@@ -99,7 +121,11 @@ def ours(name: str, impls: tuple[str, ...]) -> list[Candidate]:
         chosen = [i for i in SOAP_IMPLS if i in impls or (i == "batched" and set(impls) - {"reference"})]
     else:
         chosen = [i for i in IMPLS if i in impls]
-    return [Candidate(name, impl, "optrepro", _ours(name, impl)) for impl in chosen]
+    out = [Candidate(name, impl, "optrepro", _ours(name, impl)) for impl in chosen]
+    if STEP_COMPILED in impls and name != "soap":
+        out.append(Candidate(name, STEP_COMPILED, "optrepro", _step_compiled(name),
+                             "impl='foreach', opt.step = torch.compile(opt.step)"))
+    return out
 
 
 def _installed(module: str) -> bool:

@@ -6,9 +6,16 @@ Every elementwise rule in :mod:`common.kernels` has the same four implementation
 * ``foreach``: ``torch._foreach_*`` multi-tensor ops written in the reference's operation order (on CPU torch runs
   them as the same per-tensor ops, so the results are bit-identical to the reference);
 * ``compiled``: ``torch.compile`` of the fused per-tensor maths (one pass over memory instead of one per op); when
-  the compiler cannot run (no C++ toolchain, unsupported platform) it warns once and runs ``foreach``;
+  the compiler cannot run (no C++ toolchain, unsupported platform: :func:`compiler_works` probes it once per device
+  type) it warns once and runs ``foreach``;
 * ``triton``: one Triton launch per bucket covering every tensor through pointer/offset tables (CUDA; on CPU only
   under ``TRITON_INTERPRET=1``, the mode the CI tests use).
+
+``compiled`` is not ``torch.compile(opt.step)``: the optimizers keep each tensor's step as a Python int, which dynamo
+specialises on, so a compiled ``step`` recompiles every step until dynamo's recompile limit and then runs eagerly
+(``reproduce bench --impl step-compiled`` measures it: the foreach step's time). Here only the fused per-tensor
+maths is compiled, with every step-dependent value passed as data (:func:`scalar_tensor`), so one graph per (rule,
+flags, dtypes) serves every step and shape.
 
 ``auto`` resolves per device: ``triton`` on CUDA when Triton is importable, else ``foreach``; it never picks an
 implementation that fails. A bucket is a run of tensors that one multi-tensor call can take: same device, dtypes
@@ -21,7 +28,6 @@ import contextlib
 import contextvars
 import functools
 import os
-import types
 import warnings
 import weakref
 from collections import OrderedDict
@@ -29,7 +35,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.fx.experimental._config
 
 __all__ = [
     "CHOICES",
@@ -126,36 +131,25 @@ def buckets(keys: Sequence[Any]) -> dict[Any, list[int]]:
     return out
 
 
-_compile_failed: set[str] = set()
-
-
-def compile_or_none(name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
-    """``torch.compile(fn)`` (dynamic shapes), or None after warning once if the compiler is unavailable here."""
-    if name in _compile_failed:
-        return None
+@functools.cache
+def compiler_works(device_type: str) -> bool:
+    """Whether ``torch.compile`` (Inductor) can build and run code for tensors on ``device_type`` here: an explicit
+    probe, run once per device type, compiling a one-op function (it needs a C++ toolchain on CPU and a supported
+    Python and platform). False after warning once; ``impl='compiled'`` then runs foreach."""
     try:
-        return torch.compile(fn, dynamic=True, fullgraph=True)
-    except Exception as err:  # RuntimeError on unsupported Python/platform
-        _compile_failed.add(name)
-        warnings.warn(f"impl='compiled' unavailable ({type(err).__name__}: {err}); running foreach", RuntimeWarning,
-                      stacklevel=3)
-        return None
+        probe = torch.compile(_probe, fullgraph=True, dynamic=False)
+        ok = bool(torch.equal(probe(torch.ones(2, device=device_type)), torch.full((2,), 3.0, device=device_type)))
+        why = "" if ok else "the probe computed a wrong value"
+    except Exception as err:  # whatever the compiler raises: this call's only job is to find out
+        ok, why = False, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    if not ok:
+        warnings.warn(f"impl='compiled' unavailable on {device_type} ({why}); running foreach", RuntimeWarning,
+                      stacklevel=2)
+    return ok
 
 
-def compile_failed(name: str, err: Exception) -> bool:
-    """Record that compiling ``name`` failed and warn once; False if the error is not a compiler failure."""
-    text = f"{type(err).__name__}: {err}"
-    if not any(w in text for w in ("Inductor", "inductor", "compile", "Compile", "C++", "cpp", "Dynamo", "dynamo")):
-        return False
-    if name not in _compile_failed:
-        _compile_failed.add(name)
-        warnings.warn(f"impl='compiled' failed for {name} ({text.splitlines()[0]}); running foreach instead",
-                      RuntimeWarning, stacklevel=3)
-    return True
-
-
-def is_compile_failed(name: str) -> bool:
-    return name in _compile_failed
+def _probe(x: torch.Tensor) -> torch.Tensor:
+    return x * 2 + 1
 
 
 Operands = list[list[torch.Tensor] | None]
@@ -243,32 +237,36 @@ def _cache_sized(params: list[torch.Tensor]) -> list[list[int]]:
 def run_compiled(name: str, fn: Callable[..., Any], ops: Operands, scal: torch.Tensor, foreach: BucketFn,
                  step: int, **flags: Any) -> None:
     """Run the per-tensor ``fn(*operands, scal, **flags)`` compiled, :data:`GROUP` tensors per call (a call costs
-    tens of microseconds of guards, too much to pay once per tensor); foreach if the compiler is unavailable.
+    tens of microseconds of guards, too much to pay once per tensor); foreach if :func:`compiler_works` says the
+    compiler cannot run on this device.
 
-    Tensors go in as flat non-view aliases with dynamic sizes and the last group is padded with dummies, so one
-    graph per (rule, flags, dtypes) serves every shape, rank and tensor count. Step-dependent values travel in
-    ``scal`` as data; flags only switch operands on or off. Single-element tensors go to foreach.
+    Tensors go in as flat non-view aliases whose sizes are marked dynamic (each its own symbol, so equal sizes in a
+    group do not specialise the graph), and the last group is padded with dummies, so one graph per (rule, flags,
+    dtypes) serves every shape, rank and tensor count. Step-dependent values travel in ``scal`` as data; flags only
+    switch operands on or off. Single-element tensors go to foreach.
     """
-    key = name + "".join(f":{k}={v}" for k, v in sorted(flags.items()))
-    compiled = _compiled_fn(key, fn)
-    if compiled is None:
+    if not compiler_works(ops[0][0].device.type):  # type: ignore[index]
         foreach(ops, step)
         return
-    small, groups = _prepared(key, ops)
+    key = name + "".join(f":{k}={v}" for k, v in sorted(flags.items()))
+    small, groups, new = _prepared(key, ops)
     if small:
         foreach(_select(ops, small), step)
-    # Without duck sizing: by default two tensors of a group that happen to have equal sizes share one symbol, and
-    # every other size pattern of the group compiles again (and adds a cache entry whose guards run on every call).
-    with torch._dynamo.config.patch(recompile_limit=64, accumulated_recompile_limit=4096), \
-            torch.fx.experimental._config.patch(use_duck_shape=False):
-        for done, (_, lists) in enumerate(groups):
-            try:
-                compiled(*lists, scal, **flags)
-            except Exception as err:  # Inductor needs a working C++ compiler; fall back once, loudly
-                if not compile_failed(key, err):
-                    raise
-                foreach(_select(ops, [i for idx, _ in groups[done:] for i in idx]), step)
-                return
+    each = _each_compiled()
+    if not new:  # this bucket ran before: its graph is in the cache, the call cannot compile
+        for _, lists in groups:
+            each(fn, *lists, scal, **flags)
+        return
+    # Every rule's graphs are entries of _each's one cache (the rule's fn is an argument, guarded by identity; a hit
+    # moves its entry to the front): allow one entry per (rule, flags, dtypes) in use, not dynamo's default 8 per code
+    # object. The test suite, running every rule and flag in every dtype in one process, needs about a hundred. Only
+    # a new bucket's first call can compile, so only it pays for the patch (0.2 ms a step on CPU).
+    with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT, accumulated_recompile_limit=_RECOMPILE_LIMIT):
+        for _, lists in groups:
+            each(fn, *lists, scal, **flags)
+
+
+_RECOMPILE_LIMIT = 1024
 
 
 # The compiled calls' argument lists (flat aliases plus padding) by bucket. Building them costs a few microseconds
@@ -279,13 +277,14 @@ _PREPARED: OrderedDict[tuple, tuple[list[int], list[tuple[list[int], list]]]] = 
 _PREPARED_SIZE = 16
 
 
-def _prepared(key: str, ops: Operands) -> tuple[list[int], list[tuple[list[int], list]]]:
-    """(indices of single-element tensors, for foreach; [(indices, argument lists)] per compiled call)."""
+def _prepared(key: str, ops: Operands) -> tuple[list[int], list[tuple[list[int], list]], bool]:
+    """(indices of single-element tensors, for foreach; [(indices, argument lists)] per compiled call; whether the
+    entry is new)."""
     cache_key = (key, tuple(None if op is None else tuple((t.data_ptr(), t.numel()) for t in op) for op in ops))
     hit = _PREPARED.get(cache_key)
     if hit is not None:
         _PREPARED.move_to_end(cache_key)
-        return hit
+        return (*hit, False)
     n = len(ops[0])  # type: ignore[arg-type]
     small = [i for i in range(n) if ops[0][i].numel() <= 1]  # type: ignore[index]
     big = [i for i in range(n) if i not in set(small)]
@@ -302,51 +301,43 @@ def _prepared(key: str, ops: Operands) -> tuple[list[int], list[tuple[list[int],
             weakref.finalize(op[0], _PREPARED.pop, cache_key, None)
     if len(_PREPARED) > _PREPARED_SIZE:
         _PREPARED.popitem(last=False)
-    return entry
+    return (*entry, True)
+
+
+def _dynamic(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (1-D) with its size marked dynamic, unless it is 1 (a per-tensor scalar operand stays static)."""
+    if t.numel() > 1:
+        torch._dynamo.maybe_mark_dynamic(t, 0)
+    return t
 
 
 def _dummies(like: torch.Tensor, count: int) -> list[torch.Tensor]:
     """Padding operands: 2 elements, or 1 for a per-tensor scalar operand (0-d, e.g. Stable-SPAM's EMAs), so that
     a dummy has the shape class of the real operands and the padded group reuses their graph."""
     size = 1 if like.ndim == 0 else 2
-    return [torch.ones(size, dtype=like.dtype, device=like.device) for _ in range(count)]
+    return [_dynamic(torch.ones(size, dtype=like.dtype, device=like.device)) for _ in range(count)]
 
 
-def _over_lists(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _each(fn: Callable[..., Any], *args: Any, **flags: Any) -> None:
     """``fn`` applied tensor by tensor to lists of operands: what gets compiled (one graph for a whole group)."""
-    def many(*args: Any, **flags: Any) -> None:
-        *lists, scal = args
-        for i in range(len(lists[0])):
-            fn(*(None if op is None else op[i] for op in lists), scal, **flags)
-    many.__name__ = fn.__name__
-    return many
+    *lists, scal = args
+    for i in range(len(lists[0])):
+        fn(*(None if op is None else op[i] for op in lists), scal, **flags)
+
+
+@functools.cache
+def _each_compiled() -> Callable[..., Any]:
+    return torch.compile(_each, dynamic=True, fullgraph=True)
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """A 1-D tensor on ``t``'s storage that is not a view (``t`` is contiguous): dynamo guards on a view's base
-    shape, so ``t.view(-1)`` would compile one graph per rank and shape; this compiles one per dtype. Writes through
-    it do not bump ``t``'s autograd version counter (an optimizer step is outside autograd anyway). Always a new
-    tensor object, even for a 1-D ``t``: the cache of prepared arguments must not keep ``t`` itself alive."""
-    return torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(),
-                                                               (t.numel(),), (1,))
-
-
-_COMPILED: dict[str, Callable[..., Any]] = {}
-
-
-def _compiled_fn(name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
-    if is_compile_failed(name):
-        return None
-    if name not in _COMPILED:
-        # A fresh code object per key: dynamo keeps its cache (and recompile limit) on the code object.
-        many = _over_lists(fn)
-        clone = types.FunctionType(many.__code__.replace(co_name=f"{fn.__name__}_{len(_COMPILED)}"),
-                                   many.__globals__, fn.__name__, many.__defaults__, many.__closure__)
-        compiled = compile_or_none(name, clone)
-        if compiled is None:
-            return None
-        _COMPILED[name] = compiled
-    return _COMPILED[name]
+    """A 1-D tensor on ``t``'s storage that is not a view (``t`` is contiguous), its size marked dynamic: dynamo
+    guards on a view's base shape, so ``t.view(-1)`` would compile one graph per rank and shape; this compiles one
+    per dtype. Writes through it do not bump ``t``'s autograd version counter (an optimizer step is outside autograd
+    anyway). Always a new tensor object, even for a 1-D ``t``: the cache of prepared arguments must not keep ``t``
+    itself alive."""
+    return _dynamic(torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(),
+                                                                        (t.numel(),), (1,)))
 
 
 def scalar_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:

@@ -276,16 +276,42 @@ def test_compiled_falls_back_to_foreach_with_a_warning_when_the_compiler_fails(
     def broken(*args, **kwargs):
         raise RuntimeError("Inductor: no working C++ compiler found")
 
-    monkeypatch.setattr(dispatch, "_COMPILED", {})
-    monkeypatch.setattr(dispatch, "_compile_failed", set())
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
-    case = _adamw(0.1)
-    with pytest.warns(RuntimeWarning, match="running foreach"):
-        got = _run(case, "compiled", torch.float32, SHAPES, steps=3)
-    _assert_matches("foreach", torch.float32, got, _run(case, "reference", torch.float32, SHAPES, steps=3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # warned once only
-        _run(case, "compiled", torch.float32, SHAPES, steps=1)
+    dispatch.compiler_works.cache_clear()  # the probe runs again, under the broken compiler
+    try:
+        case = _adamw(0.1)
+        with pytest.warns(RuntimeWarning, match="unavailable on cpu .*RuntimeError: Inductor.*running foreach"):
+            got = _run(case, "compiled", torch.float32, SHAPES, steps=3)
+        _assert_matches("foreach", torch.float32, got, _run(case, "reference", torch.float32, SHAPES, steps=3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once only
+            _run(case, "compiled", torch.float32, SHAPES, steps=1)
+    finally:
+        dispatch.compiler_works.cache_clear()
+
+
+def test_compiled_runs_one_graph_per_rule_and_dtype_whatever_the_shapes() -> None:
+    """Sizes are dynamic symbols of their own (no duck sizing): groups with other shapes and other equal-size
+    patterns reuse the graph instead of compiling again."""
+    from torch._dynamo.utils import counters
+
+    gen = torch.Generator().manual_seed(3)
+    shapes = [(5, 3), (7,), (7,), (2, 9), (4, 4), (11,), (3,), (3,), (3,), (6, 2), (13,), (7, 7)]
+    params = [torch.randn(s, generator=gen, requires_grad=True) for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen)
+    opt = AdamW(params, lr=1e-2, weight_decay=0.1, impl="compiled")
+    assert dispatch.compiler_works("cpu")  # the probe's own graph comes before the count
+    before = counters["stats"]["unique_graphs"]
+    for _ in range(3):
+        opt.step()
+    more = [torch.randn(s, generator=gen, requires_grad=True) for s in [(8,), (8,), (9, 2), (31,), (2, 2), (5,)]]
+    for p in more:
+        p.grad = torch.randn(p.shape, generator=gen)
+    AdamW(more, lr=1e-2, impl="compiled").step()
+    # At most the one graph (none if an earlier test in this process compiled it); with duck sizing each pattern of
+    # equal sizes among a group's tensors (7 = 7, 3 = 3, 8 = 8, none) would compile its own.
+    assert counters["stats"]["unique_graphs"] - before <= 1
 
 
 @pytest.mark.parametrize("impl", [pytest.param(i, marks=pytest.mark.slow) if i in SLOW_ON_CPU else i for i in HERE])
