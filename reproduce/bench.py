@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_OUT", "run_bench"]
 DEFAULT_OUT = Path("results/bench")
 
 
-def _params(shapes: list[tuple[int, ...]], device: torch.device) -> list[torch.Tensor]:
+def params_with_grads(shapes: list[tuple[int, ...]], device: torch.device) -> list[torch.Tensor]:
     """fp32 parameters with fixed random gradients: every optimizer steps the same tensors."""
     gen = torch.Generator().manual_seed(0)
     params = []
@@ -135,7 +135,7 @@ def run_bench(
     runnable, skipped = _impls(impls or [], dev)
 
     hardware = describe(dev)
-    params = _params(shape_list, dev)
+    params = params_with_grads(shape_list, dev)
     n_params = sum(p.numel() for p in params)
     # Copy a buffer as large as AdamW's working set (p, g, m, v: 16 bytes a parameter, source + destination), so the
     # bound sees the same cache levels as the optimizers (tiny's 53 MB partly fits a server CPU's L3).

@@ -129,6 +129,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from reproduce.compare.cli import compare
 
+    if args.optimizers is not None:  # --x a b and --x a,b alike
+        args.optimizers = _split(args.optimizers)
+    args.workloads = _split(args.workloads)
     return compare(args)
 
 

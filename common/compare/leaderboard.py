@@ -275,6 +275,8 @@ def write_outputs(out: Path, cells: Mapping[str, Mapping[str, Mapping[str, Any]]
     from common.results.plots import plot_performance_profile
     from common.results.record import json_safe
 
+    # one order whichever path wrote them (a run in preset order, parallel cells as they finish, a rebuild from disk)
+    cells = {w: dict(sorted(cells[w].items(), key=lambda kv: (kv[0] != BASELINE, kv[0]))) for w in sorted(cells)}
     boards = {w: workload_rows(c) for w, c in cells.items()}
     prof = profiles({w: rows for w, (_, rows) in boards.items()}, meta.get("skipped", {}))
     out.mkdir(parents=True, exist_ok=True)
@@ -290,7 +292,6 @@ def write_outputs(out: Path, cells: Mapping[str, Mapping[str, Mapping[str, Any]]
     if page is not None:
         rel = Path(out).resolve().relative_to(page.resolve().parent) if out.resolve().is_relative_to(
             page.resolve().parent) else out
-        page.write_text(md.replace(f"]({plot.name})", f"]({rel.as_posix()}/{plot.name})")
-                        .replace("# Optimizer comparison", "# Optimizer comparison", 1))
+        page.write_text(md.replace(f"]({plot.name})", f"]({rel.as_posix()}/{plot.name})"))
         paths["page"] = page
     return paths

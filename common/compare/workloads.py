@@ -51,7 +51,9 @@ def check_workload(name: str, section: Mapping[str, Any]) -> None:
 def tokens_or_images_per_step(section: Mapping[str, Any]) -> int:
     """What one step consumes: tokens for an LM (batch x block), images for a classifier."""
     if section["kind"] == "lm":
-        return int(section["batch_size"]) * int(section["model"]["block_size"])
+        from common.lit.lm_sweep import tokens_per_step
+
+        return tokens_per_step(section)
     return int(section["batch_size"])
 
 
@@ -98,34 +100,15 @@ def train_run(section: Any, ctx: RunContext, *, run_name: str, seed: int, label:
     return _train_vision(section, ctx, run_name, seed, label, optimizer, steps, param_groups, module)
 
 
-def _entry(res: Any, steps: int) -> dict[str, Any]:
-    return {"final_val_loss": res.final_val_loss, "final_val_acc": res.final_val_acc, "diverged": res.diverged,
-            "divergence_reason": res.divergence_reason, "val_curve": res.val_curve, "steps": steps,
-            "wall_s": res.wall_s, "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes,
-            "state_bytes_per_param": res.state_bytes_per_param}
-
-
 def _train_lm(section: Any, ctx: RunContext, run_name: str, seed: int, label: str, optimizer: OptimizerFactory,
               steps: int, param_groups: ParamGroupsFn | None, module: Any) -> dict[str, Any]:
-    from common.data.lm import lm_datamodule
-    from common.lit.fit import fit
     from common.lit.language_model import LanguageModelModule
-    from common.lit.seed import seed_all
-    from common.models.build import build_lm
-    from common.optim.schedules import warmup_cosine
+    from common.lit.lm_run import train_lm
 
-    seed_all(seed)
-    dm = lm_datamodule(section.data, block_size=int(section.model.block_size), batch_size=int(section.batch_size),
-                       seed=seed, val_batches=int(section.get("val_batches", 8)))
-    dm.setup("fit")
     cls, kwargs = module("lm", seed, section) if module else (LanguageModelModule, {})
-    lit = cls(build_lm(section.model, dm.vocab_size), optimizer,
-              warmup_cosine(steps, int(float(section.warmup_frac) * steps), float(section.min_lr_ratio)),
-              grad_clip=None if section.get("grad_clip") is None else float(section.grad_clip),
-              param_groups=param_groups, **kwargs)
-    res = fit(lit, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=run_name,
-              val_every=min(int(section.val_every), steps), progress_label=label, trainer_kwargs=ctx.trainer)
-    return _entry(res, steps)
+    entry, _ = train_lm(section, ctx, run_name=run_name, seed=seed, label=label, optimizer=optimizer,
+                        param_groups=param_groups, steps=steps, module_cls=cls, **kwargs)
+    return {**entry, "final_val_acc": None, "steps": steps}
 
 
 def _train_vision(section: Any, ctx: RunContext, run_name: str, seed: int, label: str, optimizer: OptimizerFactory,
@@ -146,6 +129,9 @@ def _train_vision(section: Any, ctx: RunContext, run_name: str, seed: int, label
     trainer = dict(ctx.trainer)
     if section.get("grad_clip") is not None and "grad_clip" not in kwargs:  # a manual loop clips itself
         trainer.setdefault("gradient_clip_val", float(section.grad_clip))
-    res = fit(lit, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=run_name,
-              val_every=min(int(section.val_every), steps), progress_label=label, trainer_kwargs=trainer)
-    return _entry(res, steps)
+    res = fit(lit, dm, max_steps=steps, out_dir=ctx.out_dir, run_name=run_name, val_every=int(section.val_every),
+              progress_label=label, trainer_kwargs=trainer)
+    return {"final_val_loss": res.final_val_loss, "final_val_acc": res.final_val_acc, "diverged": res.diverged,
+            "divergence_reason": res.divergence_reason, "val_curve": res.val_curve, "steps": steps,
+            "wall_s": res.wall_s, "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes,
+            "state_bytes_per_param": res.state_bytes_per_param}

@@ -20,10 +20,6 @@ from common.optim.schedules import warmup_cosine
 from common.results.context import RunContext
 
 
-def tokens_per_step(cfg: Any) -> int:
-    return int(cfg.batch_size) * int(cfg.model.block_size)
-
-
 def train_lm(cfg: Any, ctx: RunContext, *, run_name: str, seed: int, label: str, optimizer: OptimizerFactory,
              param_groups: ParamGroupsFn | None = None, steps: int | None = None,
              module_cls: Callable[..., LanguageModelModule] = LanguageModelModule,
@@ -43,5 +39,6 @@ def train_lm(cfg: Any, ctx: RunContext, *, run_name: str, seed: int, label: str,
     entry = {"final_val_loss": res.final_val_loss, "diverged": res.diverged,
              "divergence_reason": res.divergence_reason, "val_curve": res.val_curve, "val_train_s": res.val_train_s,
              "train_s": res.val_train_s[-1][1] if res.val_train_s else None, "wall_s": res.wall_s,
-             "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes}
+             "step_time_ms": res.step_time_ms_median, "state_bytes": res.state_bytes,
+             "state_bytes_per_param": res.state_bytes_per_param}
     return entry, module

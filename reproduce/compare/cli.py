@@ -11,10 +11,6 @@ from common.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _split(values: list[str] | None) -> list[str]:
-    return [v for item in values or [] for v in item.split(",") if v]
-
-
 def compare(args: argparse.Namespace) -> int:
     from reproduce.compare.runner import load_compare_preset, run_compare, select
     from reproduce.compare.zoo import NOT_APPLICABLE, ZOO, user_entry
@@ -38,12 +34,12 @@ def compare(args: argparse.Namespace) -> int:
         for name, w in cfg.workloads.items():
             print(f"  {name:14s} {w.kind}, {w.steps} steps")
         return 0
-    names = _split(args.optimizers) or ([] if users and args.optimizers is not None else list(cfg.optimizers))
+    names = args.optimizers or ([] if users and args.optimizers is not None else list(cfg.optimizers))
     entries = [ZOO[n] for n in select(names, list(ZOO), "optimizer(s)")] + users
     taken = [e.name for e in entries]
     if len(set(taken)) != len(taken):
         raise ConfigError(f"an optimizer is listed twice: {', '.join(taken)}")
-    workloads = select(_split(args.workloads) or list(cfg.get("default_workloads") or cfg.workloads),
+    workloads = select(args.workloads or list(cfg.get("default_workloads") or cfg.workloads),
                        list(cfg.workloads), "workload(s)")
     name = Path(preset).stem
     out = Path(args.out) if args.out else REPO / "results" / "compare" / name

@@ -24,14 +24,15 @@ from omegaconf import DictConfig
 from common.compare.workloads import build_model, check_workload, train_run
 from common.config import apply_overrides, load_yaml, to_plain
 from common.errors import ConfigError
+from common.lit.lm_sweep import final_val_loss
 from common.results.context import RunContext
 from common.results.record import IncompleteRecordError, load_record, provenance, write_record
 from common.results.sweep import arm_summary, protocol_sweep, run_at
 from reproduce.compare.zoo import NOT_APPLICABLE, ZOO, ZooEntry
+from reproduce.run import TUNING_SEED_BASE
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BASELINE = "adamw"
-TUNING_SEED_BASE = 1000
 
 
 def presets() -> list[str]:
@@ -83,10 +84,6 @@ def cell_key(entry: ZooEntry, section: Any, grid: list[float], cfg: DictConfig) 
 def _trainer(cfg: DictConfig) -> dict[str, Any]:
     t = cfg.get("trainer")
     return to_plain(t) if t else {}
-
-
-def final_val_loss(entry: dict[str, Any]) -> float | None:
-    return None if entry.get("diverged") else entry.get("final_val_loss")
 
 
 def run_cell(entry: ZooEntry, wname: str, section: Any, cfg: DictConfig, preset: str, out: Path, *,
@@ -160,27 +157,17 @@ def step_time(entry: ZooEntry, section: Any, lr: float, timing: Any) -> dict[str
     import torch
 
     from common.bench.timing import failure_line, state_bytes, time_interleaved
+    from reproduce.bench import params_with_grads
     from reproduce.bench_candidates import yardstick
 
     device = torch.device("cpu")
     shapes = [tuple(p.shape) for p in build_model(section).parameters()]
-    gen = torch.Generator().manual_seed(0)
-
-    def params() -> list[torch.Tensor]:
-        gen.manual_seed(0)
-        ps = []
-        for s in shapes:
-            p = (torch.randn(s, generator=gen) * 0.02).requires_grad_()
-            p.grad = torch.randn(s, generator=gen) * 1e-3
-            ps.append(p)
-        return ps
-
     name, make_yard = yardstick(device)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        opt = entry.factory(lr, section)(params())
-        yard = make_yard(params())
+        opt = entry.factory(lr, section)(params_with_grads(shapes, device))
+        yard = make_yard(params_with_grads(shapes, device))
         times = time_interleaved([opt.step, yard.step], device, warmup=int(timing.warmup), steps=int(timing.steps),
                                  rounds=int(timing.rounds))
     except Exception as err:  # reported in the cell, never fatal to the comparison
@@ -246,8 +233,6 @@ def run_compare(cfg: DictConfig, preset: str, optimizers: Sequence[ZooEntry], wo
                 cells.setdefault(w, {})[e.name] = fut.result()
                 say(f"[compare {preset}] finished cell {i}/{len(plan)}: {e.name} on {w} "
                     f"({time.perf_counter() - t0:.0f} s so far)")
-        cells = {w: dict(sorted(cells[w].items(), key=lambda kv: [x.name for x in entries].index(kv[0])))
-                 for w in workloads if w in cells}
     write_outputs(out, cells, cells_meta(cells, preset, skipped))
     return cells
 
@@ -261,19 +246,22 @@ def cells_meta(cells: dict[str, dict[str, dict[str, Any]]], preset: str,
             "tuning_seeds": len(first["protocol"]["tuning_seeds"]),
             "tuning_seed_list": first["protocol"]["tuning_seeds"], "eval_seed_list": first["protocol"]["eval_seeds"],
             "max_extensions": first["fixed"]["max_extensions"], "fractions": first["fixed"]["fractions"],
-            "workloads": {w: next(iter(c.values()))["workload_config"] for w, c in cells.items()},
-            "optimizers": {r["optimizer"]["name"]: r["optimizer"] for r in recs}, "skipped": skipped or {},
+            "workloads": {w: next(iter(cells[w].values()))["workload_config"] for w in sorted(cells)},
+            "optimizers": {r["optimizer"]["name"]: r["optimizer"]
+                           for r in sorted(recs, key=lambda r: (r["optimizer"]["name"] != BASELINE,
+                                                               r["optimizer"]["name"]))},
+            "skipped": skipped or {},
             "not_applicable": dict(NOT_APPLICABLE), "wall_s": sum(r.get("wall_s") or 0.0 for r in recs)}
 
 
 def load_cells(out: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every finished cell record under ``out`` ({workload: {optimizer: record}}), AdamW first in each."""
+    """Every finished cell record under ``out`` ({workload: {optimizer: record}})."""
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(out.glob("*/*.json")):
         rec = load_record(path)
         if rec.get("kind") == "compare cell":
             cells.setdefault(rec["workload"], {})[rec["optimizer"]["name"]] = rec
-    return {w: dict(sorted(c.items(), key=lambda kv: kv[0] != BASELINE)) for w, c in cells.items()}
+    return cells
 
 
 def rebuild(out: Path, page: Path | None = None) -> dict[str, Path]:
