@@ -16,7 +16,8 @@ from common.optim.arms import MethodBuilder, arm_optimizer
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.protocol import finite, ratio_estimate, steps_to_target, tune_arm
-from common.results.sweep import arm_summary, protocol_sweep, run_at
+from common.results.summary import Summary, optional
+from common.results.sweep import ArmSummary, ShortRuns, StepSummary, arm_summary, protocol_sweep, run_at
 
 
 def final_val_loss(entry: Mapping[str, Any]) -> float | None:
@@ -47,11 +48,38 @@ class LMArms:
 
 
 @dataclass
+class LMArm(ArmSummary):
+    """A tuned arm of the LM sweep, with the optimizer state it kept (bytes)."""
+
+    state_bytes: int | None
+
+
+@dataclass
+class GridPoint(Summary):
+    """One eval-seed run at a grid lr (``eval_grid``): its final val loss and whether it failed."""
+
+    final: float | None
+    failed: bool
+
+
+@dataclass(kw_only=True)
+class LMSummary(StepSummary):
+    """The LM sweep's summary: schedule length, tokens per step, every arm, step claims' f*T runs and, with
+    ``eval_grid``, every grid lr run on the eval seeds (arm -> lr -> one point per seed). Papers extend it
+    (:meth:`Summary.extending`) with what their claims add."""
+
+    steps: int
+    tokens_per_step: int
+    arms: dict[str, LMArm]
+    grid_eval: dict[str, dict[str, list[GridPoint]]] | None = optional()
+
+
+@dataclass
 class LMSweep:
     """The sweep's measurement: every run, the protocol object and the summary claims judge."""
 
     runs: list[dict[str, Any]]
-    summary: dict[str, Any]
+    summary: LMSummary
     protocol: dict[str, Any]
     plots: dict[str, str] = field(default_factory=dict)
 
@@ -87,34 +115,35 @@ def lm_sweep(cfg: Any, ctx: RunContext, arms_def: LMArms) -> LMSweep:
     sweep = protocol_sweep(ctx, arms, grids, lambda a, lr, s, lb: train(a, lr, s, lb), final_val_loss,
                            metric_name="val loss", max_extensions=int(cfg.get("max_extensions", 2)))
     steps = int(cfg.steps)
-    summary: dict[str, Any] = {"steps": steps, "tokens_per_step": tokens_per_step(cfg),
-                               "tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds),
-                               "arms": {a: arm_summary(sweep, a) for a in arms}, "short": {}}
-    for a in arms:
-        summary["arms"][a]["state_bytes"] = next((r.get("state_bytes") for r in sweep.eval_runs(a)), None)
+    summary = LMSummary(
+        steps=steps, tokens_per_step=tokens_per_step(cfg), tuning_seeds=list(ctx.tuning_seeds),
+        eval_seeds=list(ctx.seeds), short={},
+        arms={a: LMArm.extending(arm_summary(sweep, a),
+                                 state_bytes=next((r.get("state_bytes") for r in sweep.eval_runs(a)), None))
+              for a in arms})
     runs = list(sweep.runs)
     if cfg.get("eval_grid"):  # the whole original grid on the eval seeds, for claims about sensitivity to the lr
-        summary["grid_eval"] = {}
+        summary.grid_eval = {}
         for a in arms:
             per_lr = {}
             for lr in grids[a]:
                 ev, rr = run_at(ctx, a, lr, ctx.seeds, lambda x, v, sd, lb: train(x, v, sd, lb), final_val_loss,
                                 phase="grid", key_prefix="")
-                per_lr[f"{lr:g}"] = [{"final": m, "failed": bool(r.get("failed", r.get("diverged")))}
+                per_lr[f"{lr:g}"] = [GridPoint(final=m, failed=bool(r.get("failed", r.get("diverged"))))
                                      for m, r in zip(ev.metrics, rr, strict=True)]
                 runs += rr
-            summary["grid_eval"][a] = per_lr
+            summary.grid_eval[a] = per_lr
     for method, claim in dict(cfg.get("step_claims") or {}).items():
         short, short_runs = _short_runs(ctx, sweep, method, float(claim.f), steps, train,
                                         [float(x) for x in cfg.get("ratio_fractions") or []])
-        short["baseline"] = strongest(sweep, claim.baseline)
-        summary["short"][method] = short
+        short.baseline = strongest(sweep, claim.baseline)
+        summary.short[method] = short
         runs += short_runs
-        add_ratio(summary, method, short["baseline"])
+        add_ratio(summary, method, short.baseline)
     protocol = sweep.protocol.to_record()
-    if summary["short"]:
-        protocol["step_claims"] = {m: {k: v for k, v in sh.items() if k != "finals"}
-                                   for m, sh in summary["short"].items()}
+    if summary.short:
+        protocol["step_claims"] = {m: {k: v for k, v in sh.to_record().items() if k != "finals"}
+                                   for m, sh in summary.short.items()}
     out = LMSweep(runs, summary, protocol)
     out.plots = _plots(out, ctx)
     return out
@@ -135,12 +164,12 @@ def strongest(sweep: Any, baseline: Any) -> str:
 
 
 def _short_runs(ctx: RunContext, sweep: Any, method: str, f: float, steps: int, train: Callable[..., dict[str, Any]],
-                ratio_fractions: list[float]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                ratio_fractions: list[float]) -> tuple[ShortRuns, list[dict[str, Any]]]:
     """A step claim's runs whose schedules end at f*T: the method at its T-tuned lr and at twice it, chosen on the
     tuning seeds, then run on the eval seeds; optional extra fractions for the ratio estimate."""
     lr = sweep.chosen(method)
     if lr is None:
-        return {"f": f, "lr": None, "finals": [None] * len(ctx.seeds)}, []
+        return ShortRuns(f=f, lr=None, finals=[None] * len(ctx.seeds)), []
     short_steps = max(1, round(f * steps))
     runs: list[dict[str, Any]] = []
 
@@ -154,9 +183,8 @@ def _short_runs(ctx: RunContext, sweep: Any, method: str, f: float, steps: int, 
     ev, eval_runs = run_at(ctx, method, chosen, ctx.seeds, point_at(short_steps, "eval"), final_val_loss,
                            phase=f"eval at {f:g}T", key_prefix=f"short{f:g}-")
     runs += eval_runs
-    out: dict[str, Any] = {"f": f, "steps": short_steps, "lr": chosen, "candidates": {f"{x:g}": choice.score(x)
-                                                                                   for x in choice.grid},
-                           "finals": list(ev.metrics), "mean": ev.mean, "se": ev.se, "diverged": ev.diverged}
+    out = ShortRuns(f=f, steps=short_steps, lr=chosen, candidates={f"{x:g}": choice.score(x) for x in choice.grid},
+                    finals=list(ev.metrics), mean=ev.mean, se=ev.se, diverged=ev.diverged)
     extra: dict[float, list[float]] = {f: list(ev.metrics), 1.0: list(sweep.eval(method).metrics)}
     for g in ratio_fractions:
         if g in extra:
@@ -165,7 +193,7 @@ def _short_runs(ctx: RunContext, sweep: Any, method: str, f: float, steps: int, 
                        final_val_loss, phase=f"ratio at {g:g}T", key_prefix=f"short{g:g}-")
         extra[g] = list(e.metrics)
         runs += rr
-    out["fractions"] = {f"{g:g}": v for g, v in sorted(extra.items())}
+    out.fractions = {f"{g:g}": v for g, v in sorted(extra.items())}
     return out, runs
 
 
@@ -178,19 +206,19 @@ def _collect(ctx: RunContext, runs: list[dict[str, Any]], arm: str, lr: float, s
     return float(m) if finite(m) else None
 
 
-def add_ratio(summary: dict[str, Any], method: str, baseline: str) -> None:
+def add_ratio(summary: StepSummary, method: str, baseline: str) -> None:
     """Per-seed steps to the baseline's mean final loss from the method's fraction runs (P8's ratio estimate)."""
-    short = summary["short"].get(method)
-    if not short or "fractions" not in short:
+    short = summary.short.get(method)
+    if not short or short.fractions is None:
         return
-    target = summary["arms"][baseline]["mean"]
+    target = summary.arms[baseline].mean
     if target is None:
         return
-    fr = {float(k): v for k, v in short["fractions"].items()}
+    fr = {float(k): v for k, v in short.fractions.items()}
     n = len(next(iter(fr.values())))
     per_seed = [steps_to_target({g: (v[i] if v[i] is not None else float("inf")) for g, v in fr.items()}, target)
                 for i in range(n)]
-    short["ratio"] = ratio_estimate(per_seed)
+    short.ratio = ratio_estimate(per_seed)
 
 
 def _plots(sweep: LMSweep, ctx: RunContext) -> dict[str, str]:
@@ -199,21 +227,21 @@ def _plots(sweep: LMSweep, ctx: RunContext) -> dict[str, str]:
     name = ctx.claim_id or "lm"
     s = sweep.summary
     curves: dict[str, list[Any]] = {}
-    for arm, a in s["arms"].items():
+    for arm, a in s.arms.items():
         rs = [r for r in sweep.runs if r["arm"] == arm and r["phase"] == "eval"]
         if rs:
-            curves[f"{arm} lr={a['lr']:g}"] = [r["val_curve"] for r in rs]
-    for arm, sh in s["short"].items():
-        rs = [r for r in sweep.runs if r["arm"] == arm and r["phase"] == f"eval at {sh['f']:g}T"]
+            curves[f"{arm} lr={a.lr:g}"] = [r["val_curve"] for r in rs]
+    for arm, sh in s.short.items():
+        rs = [r for r in sweep.runs if r["arm"] == arm and r["phase"] == f"eval at {sh.f:g}T"]
         if rs:
-            curves[f"{arm} run ending at {sh['f']:g}T, lr={sh['lr']:g}"] = [r["val_curve"] for r in rs]
+            curves[f"{arm} run ending at {sh.f:g}T, lr={sh.lr:g}"] = [r["val_curve"] for r in rs]
     plots = {"val_curves": str(plot_curves(
         curves, ctx.path(f"{name}_val_curves.png"),
         title="validation loss at each arm's chosen lr, eval seeds (band: min-max)", xlabel="step",
         ylabel="val loss (nats/token)"))}
     plots["lr_sweep"] = str(plot_lr_sweep(
-        {arm: {float(lr): [score if finite(score) else None] for lr, score in a["grid"].items()}
-         for arm, a in s["arms"].items()},
+        {arm: {float(lr): [score if finite(score) else None] for lr, score in a.grid.items()}
+         for arm, a in s.arms.items()},
         ctx.path(f"{name}_lr_sweep.png"), title="final val loss vs lr (mean over tuning seeds)",
         ylabel="final val loss"))
     return plots

@@ -11,6 +11,7 @@ from typing import Any
 
 from common.results.context import RunContext
 from common.results.protocol import ArmEval, ArmTuning, Protocol, evaluate_arm, finite, tune_arm
+from common.results.summary import Summary, optional
 
 RunFn = Callable[[str, float, int, str], dict[str, Any]]  # (arm, value, seed, progress label) -> result
 Metric = Callable[[dict[str, Any]], float | None]  # the claim's end-of-schedule metric; None = diverged
@@ -102,9 +103,65 @@ def run_at(ctx: RunContext, arm: str, value: float, seeds: Sequence[int], run: R
     return ev, runner.runs
 
 
-def arm_summary(sweep: SweepResult, arm: str) -> dict[str, Any]:
-    """What a judge needs of one tuned arm: the choice, whether it is bracketed, and its eval metrics."""
+@dataclass
+class ArmSummary(Summary):
+    """What a judge needs of one tuned arm: the choice, whether it is bracketed, the tuning scores by grid point,
+    and its eval-seed metrics (``finals``; None where a seed diverged)."""
+
+    lr: float | None
+    bracketed: bool
+    unbracketed_edge: str | None
+    extensions: dict[str, int]
+    grid: dict[str, float | None]
+    finals: list[float | None]
+    mean: float | None
+    sd: float | None
+    se: float | None
+    diverged: int
+    n: int
+
+
+@dataclass
+class TunedSummary(Summary):
+    """A summary of tuned arms: the seeds of each phase and every arm's :class:`ArmSummary`. The shared judges
+    (``common.results.judges``) read this much of any paper's summary."""
+
+    tuning_seeds: list[int]
+    eval_seeds: list[int]
+    arms: dict[str, ArmSummary]
+
+
+def arm_summary(sweep: SweepResult, arm: str) -> ArmSummary:
+    """One arm of a sweep as its claims judge it."""
     t, e = sweep.tuning(arm), sweep.eval(arm)
-    return {"lr": t.chosen, "bracketed": t.bracketed, "unbracketed_edge": t.unbracketed_edge,
-            "extensions": dict(t.extensions), "grid": {f"{v:g}": t.score(v) for v in t.grid},
-            "finals": list(e.metrics), "mean": e.mean, "sd": e.sd, "se": e.se, "diverged": e.diverged, "n": e.n}
+    return ArmSummary(lr=t.chosen, bracketed=t.bracketed, unbracketed_edge=t.unbracketed_edge,
+                      extensions=dict(t.extensions), grid={f"{v:g}": t.score(v) for v in t.grid},
+                      finals=list(e.metrics), mean=e.mean, sd=e.sd, se=e.se, diverged=e.diverged, n=e.n)
+
+
+@dataclass
+class ShortRuns(Summary):
+    """A step claim's runs whose schedules end at f*T: the lr chosen for them on the tuning seeds (``candidates``:
+    its tuning scores), their eval-seed finals, and P8's ratio estimate (``fractions``: finals at each schedule
+    length that was run, ``ratio``: the protocol's estimate). Only ``f``, ``lr`` and ``finals`` exist when the
+    method diverged at every lr of the full-length sweep."""
+
+    f: float
+    lr: float | None
+    finals: list[float | None]
+    steps: int | None = optional()
+    T: int | None = optional()
+    candidates: dict[str, float | None] | None = optional()
+    mean: float | None = optional()
+    se: float | None = optional()
+    diverged: int | None = optional()
+    fractions: dict[str, list[float | None]] | None = optional()
+    baseline: str | None = optional()
+    ratio: dict[str, Any] | None = optional()
+
+
+@dataclass
+class StepSummary(TunedSummary):
+    """Tuned arms plus step claims' f*T runs, by method arm."""
+
+    short: dict[str, ShortRuns]

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from common.lit.lm_sweep import LMSummary
 from common.results.context import RunContext
 from common.results.paper import Claim, Measurement, Paper
 from papers.mars.optim import MARS
@@ -48,6 +49,7 @@ PAPER = Paper(
             metric="final val loss at each arm's tuned lr, mean over eval seeds; paired difference MARS - baseline",
             rule=RULE,
             run=run_mars,
+            summary_type=LMSummary,
             judge=judge_m1,
             test=test_m1,
             headline=headline_m1,
@@ -62,6 +64,7 @@ PAPER = Paper(
             metric="as M1, with MARS gamma=0 (same betas, lr grid, 1-D path) as the baseline",
             rule=RULE,
             run=run_mars,
+            summary_type=LMSummary,
             judge=judge_m2,
             test=test_m2,
             headline=headline_m2,

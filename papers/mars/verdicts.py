@@ -3,9 +3,9 @@ MARS - baseline over eval seeds; a significant gain below 0.01 nats counts as pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from common.lit.lm_sweep import LMSummary
 from common.results.judges import comparison_headline, loss_claim, loss_test_record
 from common.results.verdict import Verdict
 
@@ -16,25 +16,25 @@ RULE = (f"paired one-sided t-test of MARS - baseline over eval seeds at each arm
         "of an unbracketed MARS, is inconclusive")
 
 
-def judge_m1(s: Mapping[str, Any]) -> Verdict:
+def judge_m1(s: LMSummary) -> Verdict:
     return loss_claim(s, "mars", "adamw", min_gap=MIN_GAP)
 
 
-def judge_m2(s: Mapping[str, Any]) -> Verdict:
+def judge_m2(s: LMSummary) -> Verdict:
     return loss_claim(s, "mars", "mars_gamma0", min_gap=MIN_GAP)
 
 
-def test_m1(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_m1(s: LMSummary) -> dict[str, Any] | None:
     return loss_test_record(s, "mars", "adamw")
 
 
-def test_m2(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_m2(s: LMSummary) -> dict[str, Any] | None:
     return loss_test_record(s, "mars", "mars_gamma0")
 
 
-def headline_m1(s: Mapping[str, Any]) -> str:
+def headline_m1(s: LMSummary) -> str:
     return comparison_headline(s, "mars", ["adamw"])
 
 
-def headline_m2(s: Mapping[str, Any]) -> str:
+def headline_m2(s: LMSummary) -> str:
     return comparison_headline(s, "mars", ["mars_gamma0"])

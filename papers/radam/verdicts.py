@@ -66,12 +66,6 @@ class VarianceSummary(Summary):
     rectified_ratio_max: float
 
     @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> VarianceSummary:
-        s = super().from_record(data)
-        s.per_mu = {k: v if isinstance(v, MuRatios) else MuRatios.from_record(v) for k, v in s.per_mu.items()}
-        return s
-
-    @classmethod
     def of(cls, mus: list[float], early: list[int], late: list[int], per_mu: dict[str, MuRatios]) -> VarianceSummary:
         return cls(mus, early, late, per_mu, adam_ratio_min=min(v.adam_ratio for v in per_mu.values()),
                    rectified_ratio_min=min(v.rectified_ratio for v in per_mu.values()),

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from common.lit.lm_sweep import LMSummary
 from common.results.context import RunContext
 from common.results.paper import Claim, Measurement, Paper
 from papers.soap.optim import SOAP
@@ -52,6 +53,7 @@ PAPER = Paper(
                    "not judged (per-step cost: reproduce bench)",
             rule=RULE,
             run=run_fewer_iterations,
+            summary_type=LMSummary,
             judge=judge_iterations,
             test=test_iterations,
             headline=headline_iterations,

@@ -3,9 +3,9 @@ mean final loss at T), plus SOAP's final loss against Shampoo's (paired test at 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from common.lit.lm_sweep import LMSummary
 from common.results.judges import finish, loss_test_record, step_claim, step_headline, step_test_record
 from common.results.protocol import loss_verdict, paired_test
 from common.results.verdict import PARTIAL, REPRODUCED, Verdict
@@ -18,17 +18,17 @@ RULE = ("step claim at f = 0.6 (40% fewer iterations): SOAP runs whose schedules
         "reproduced. Caps: an unbracketed baseline caps a win, an unbracketed SOAP caps a loss (inconclusive)")
 
 
-def _beats_shampoo(s: Mapping[str, Any]) -> tuple[bool, str]:
+def _beats_shampoo(s: LMSummary) -> tuple[bool, str]:
     from common.results.judges import arm_eval
 
-    if s["arms"]["shampoo"]["lr"] is None:
+    if s.arms["shampoo"].lr is None:
         return True, "Shampoo diverged at every grid point"
     test = paired_test(arm_eval(s, "soap").metrics, arm_eval(s, "shampoo").metrics)
     status, reasons = loss_verdict(test)
     return status == REPRODUCED, "vs Shampoo: " + reasons[0]
 
 
-def judge_iterations(s: Mapping[str, Any]) -> Verdict:
+def judge_iterations(s: LMSummary) -> Verdict:
     base = step_claim(s, "soap", "adamw")
     beats, why = _beats_shampoo(s)
     status = base.status
@@ -40,12 +40,12 @@ def judge_iterations(s: Mapping[str, Any]) -> Verdict:
                   ["adamw", "shampoo"] if status in (REPRODUCED, PARTIAL) and beats else ["adamw"])
 
 
-def test_iterations(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_iterations(s: LMSummary) -> dict[str, Any] | None:
     t = step_test_record(s, "soap", "adamw")
     if t is not None:
         t["vs_shampoo"] = loss_test_record(s, "soap", "shampoo")
     return t
 
 
-def headline_iterations(s: Mapping[str, Any]) -> str:
+def headline_iterations(s: LMSummary) -> str:
     return step_headline(s, "soap", "adamw") + "; " + _beats_shampoo(s)[1]

@@ -6,7 +6,7 @@ from common.results.context import RunContext
 from common.results.paper import Claim, Measurement, Paper
 from papers.sophia.hessian import gnb_hessian_step, hessian_update_due, hutchinson_hessian_step
 from papers.sophia.optim import SophiaG, SophiaH
-from papers.sophia.verdicts import RULE, headline_steps, judge_steps, test_steps
+from papers.sophia.verdicts import RULE, SophiaSummary, headline_steps, judge_steps, test_steps
 
 BIBTEX = r"""
 @inproceedings{liu2024sophia,
@@ -51,6 +51,7 @@ PAPER = Paper(
                    "wall-clock not judged (per-step cost: reproduce bench)",
             rule=RULE,
             run=run_steps_to_target,
+            summary_type=SophiaSummary,
             judge=judge_steps,
             test=test_steps,
             headline=headline_steps,

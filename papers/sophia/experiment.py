@@ -21,6 +21,7 @@ from common.optim.param_groups import decay_split
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from papers.sophia.optim import SophiaG
+from papers.sophia.verdicts import SophiaSummary
 
 
 def _sophiag(bs: int) -> Any:
@@ -64,12 +65,11 @@ def run_steps_to_target(cfg: Any, ctx: RunContext) -> Measurement:
     rho, probes = tune_rho(cfg, ctx, probe)
     tuned = OmegaConf.merge(cfg, {"arms": {"sophiag": {"rho": rho}}})
     sweep = lm_sweep(tuned, ctx, _arms(cfg))
-    s = sweep.summary
-    s["rho"], s["rho_probes"] = rho, probes
-    chosen = s["arms"]["sophiag"]["lr"]
+    chosen = sweep.summary.arms["sophiag"].lr
     late = [w for r in sweep.runs if r["arm"] == "sophiag" and r["phase"] == "eval" and r["lr"] == chosen
             for step, w, _ in r.get("hessian_trace", []) if step >= int(cfg.rho_tuning.after)]
-    s["win_rate_after"] = statistics.fmean(late) if late else None
+    sweep.summary = SophiaSummary.extending(sweep.summary, rho=rho, rho_probes=probes,
+                                            win_rate_after=statistics.fmean(late) if late else None)
     sweep.protocol["exceptions"] = [
         "rho is chosen once by the authors' win-rate rule (late win rate in the band), not by loss; AdamW has no "
         "equivalent knob"]

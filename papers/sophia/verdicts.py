@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from dataclasses import dataclass
+
+from common.lit.lm_sweep import LMSummary
 from common.results.judges import step_claim, step_headline, step_test_record
 from common.results.verdict import Verdict
 
@@ -17,15 +19,25 @@ RULE = ("step claim at f = 0.5 (2x fewer steps): SophiaG runs whose schedules en
         "a loss (inconclusive)")
 
 
-def judge_steps(s: Mapping[str, Any]) -> Verdict:
+@dataclass(kw_only=True)
+class SophiaSummary(LMSummary):
+    """The LM sweep's summary plus rho, chosen once by the win-rate rule before the sweep (``rho_probes``: each
+    candidate's late win rate; empty when rho was fixed), and SophiaG's late win rate at its chosen lr."""
+
+    rho: float
+    rho_probes: dict[str, float | None]
+    win_rate_after: float | None
+
+
+def judge_steps(s: SophiaSummary) -> Verdict:
     return step_claim(s, "sophiag", "adamw")
 
 
-def test_steps(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_steps(s: SophiaSummary) -> dict[str, Any] | None:
     return step_test_record(s, "sophiag", "adamw")
 
 
-def headline_steps(s: Mapping[str, Any]) -> str:
-    win = s.get("win_rate_after")
-    rho = f"; rho {s['rho']:g} (late win rate {win:.2f})" if s.get("rho") is not None and win is not None else ""
+def headline_steps(s: SophiaSummary) -> str:
+    win = s.win_rate_after
+    rho = f"; rho {s.rho:g} (late win rate {win:.2f})" if win is not None else ""
     return step_headline(s, "sophiag", "adamw") + rho

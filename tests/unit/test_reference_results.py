@@ -1,5 +1,6 @@
 """The committed RESULTS.md and paper READMEs match what `reproduce table` builds from the records."""
 
+from common.results.summary import Summary
 from common.results.table import PRE_PROTOCOL, paper_block, results_markdown
 from reproduce.registry import all_papers, repo_root
 from reproduce.report import reference_records
@@ -36,3 +37,22 @@ def test_reference_verdicts_follow_from_their_summaries_under_the_current_rules(
                 continue
             assert rec["verdict"] == paper.claim(rec["claim"]).judge(rec["summary"]).to_dict(), \
                 f"{path}: the verdict rule changed since this record was made; rerun the preset"
+
+
+def test_every_claim_judges_a_typed_summary():
+    for paper in all_papers():
+        for claim in paper.claims:
+            assert claim.summary_type is not None and issubclass(claim.summary_type, Summary), \
+                f"{paper.id} {claim.id} has no typed summary"
+
+
+def test_reference_summaries_read_back_as_their_types_unchanged():
+    """Each committed record's summary becomes its claim's typed summary and back into the same JSON, and the
+    headline recomputed from it equals the record's."""
+    root = repo_root()
+    for paper in all_papers():
+        for path, rec in reference_records(root / "results" / "reference", paper.id):
+            claim = paper.claim(rec["claim"])
+            typed = claim.summary_type.from_record(rec["summary"])
+            assert typed.to_record() == rec["summary"], f"{path}: the summary does not round-trip"
+            assert claim.headline(typed) == rec["headline"], f"{path}: the headline changed"
