@@ -14,10 +14,10 @@ from typing import Any
 
 from common.optim.arms import MethodBuilder, arm_optimizer
 from common.results.context import RunContext
+from common.results.lm_summary import GridPoint, LMArm, LMSummary
 from common.results.paper import Measurement
 from common.results.protocol import finite, ratio_estimate, steps_to_target, tune_arm
-from common.results.summary import Summary, optional
-from common.results.sweep import ArmSummary, ShortRuns, StepSummary, arm_summary, protocol_sweep, run_at
+from common.results.sweep import ShortRuns, StepSummary, arm_summary, protocol_sweep, run_at
 
 
 def final_val_loss(entry: Mapping[str, Any]) -> float | None:
@@ -45,33 +45,6 @@ class LMArms:
     extras: Callable[[dict[str, Any], Any, Any], dict[str, Any]] | None = None
     param_groups: Callable[[Any], Any] | None = default_param_groups
     name: str = "lm"
-
-
-@dataclass
-class LMArm(ArmSummary):
-    """A tuned arm of the LM sweep, with the optimizer state it kept (bytes)."""
-
-    state_bytes: int | None
-
-
-@dataclass
-class GridPoint(Summary):
-    """One eval-seed run at a grid lr (``eval_grid``): its final val loss and whether it failed."""
-
-    final: float | None
-    failed: bool
-
-
-@dataclass(kw_only=True)
-class LMSummary(StepSummary):
-    """The LM sweep's summary: schedule length, tokens per step, every arm, step claims' f*T runs and, with
-    ``eval_grid``, every grid lr run on the eval seeds (arm -> lr -> one point per seed). Papers extend it
-    (:meth:`Summary.extending`) with what their claims add."""
-
-    steps: int
-    tokens_per_step: int
-    arms: dict[str, LMArm]
-    grid_eval: dict[str, dict[str, list[GridPoint]]] | None = optional()
 
 
 @dataclass

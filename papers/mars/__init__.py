@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from common.lit.lm_sweep import LMSummary
 from common.results.context import RunContext
+from common.results.lm_summary import LMSummary
 from common.results.paper import Claim, Measurement, Paper
 from papers.mars.optim import MARS
 from papers.mars.verdicts import RULE, headline_m1, headline_m2, judge_m1, judge_m2, test_m1, test_m2

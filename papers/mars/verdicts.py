@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.lit.lm_sweep import LMSummary
 from common.results.judges import comparison_headline, loss_claim, loss_test_record
+from common.results.lm_summary import LMSummary
 from common.results.verdict import Verdict
 
 MIN_GAP = 0.01  # nats

@@ -9,6 +9,8 @@ from papers.radam.verdicts import (
     C1_RULE,
     C2_RULE,
     C3_RULE,
+    AccuracySummary,
+    RobustnessSummary,
     VarianceSummary,
     headline_accuracy,
     headline_lr_robustness,
@@ -89,6 +91,7 @@ PAPER = Paper(
             metric="final val loss at each arm's tuned lr (eval seeds); spread S = std over the LR grid of the "
                    "eval-seed mean (failed = ln 256); F = failed runs on the eval seeds",
             rule=C2_RULE,
+            summary_type=RobustnessSummary,
             run=run_lr_robustness,
             judge=judge_lr_robustness,
             test=test_lr_robustness,
@@ -104,6 +107,7 @@ PAPER = Paper(
             metric="final test accuracy at each arm's best LR (chosen on val, seed 0), mean over seeds; "
                    "spread = std of seed-0 test acc over the LR grid",
             rule=C3_RULE,
+            summary_type=AccuracySummary,
             run=run_accuracy,
             judge=judge_accuracy,
             headline=headline_accuracy,

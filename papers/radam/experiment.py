@@ -13,6 +13,7 @@ from typing import Any
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.sweep import arm_summary, protocol_sweep
+from papers.radam.verdicts import AccuracySummary, BestAccuracy, RobustnessSummary
 
 # ---------------------------------------------------------------- C2: LR robustness without warmup
 
@@ -47,24 +48,24 @@ def run_lr_robustness(cfg: Any, ctx: RunContext) -> Measurement:
 
     section = OmegaConf.merge(cfg, {"eval_grid": True})
     sweep = lm_sweep(section, ctx, _c2_arms(cfg))
-    s = sweep.summary
+    base = sweep.summary
     fail_value = math.log(256) if cfg.data.get("level", "byte") == "byte" else None
-    s["failed_value"] = fail_value
-    s["spread"], s["failed"], s["mean_final"] = {}, {}, {}
-    for arm, per_lr in s["grid_eval"].items():
+    mean_final: dict[str, dict[str, float | None]] = {}
+    for arm, per_lr in base.grid_eval.items():
         means = {}
         for lr, rows in per_lr.items():
-            vals = [fail_value if r["failed"] or r["final"] is None or not math.isfinite(r["final"]) else r["final"]
-                    for r in rows]
+            vals = [fail_value if r.failed or r.final is None or not math.isfinite(r.final) else r.final for r in rows]
             means[lr] = statistics.fmean(v for v in vals if v is not None) if any(v is not None for v in vals) \
                 else None
-        s["mean_final"][arm] = means
-        s["spread"][arm] = statistics.pstdev([v for v in means.values() if v is not None])
-        s["failed"][arm] = sum(r["failed"] for rows in per_lr.values() for r in rows)
-    s["runs_per_arm"] = len(cfg.lrs) * len(ctx.seeds)
+        mean_final[arm] = means
+    s = sweep.summary = RobustnessSummary.extending(
+        base, failed_value=fail_value, mean_final=mean_final,
+        spread={a: statistics.pstdev([v for v in m.values() if v is not None]) for a, m in mean_final.items()},
+        failed={a: sum(r.failed for rows in per_lr.values() for r in rows) for a, per_lr in base.grid_eval.items()},
+        runs_per_arm=len(cfg.lrs) * len(ctx.seeds))
     sweep.plots["lr_sweep"] = str(plot_lr_sweep(
-        {arm: {float(lr): [None if r["failed"] else r["final"] for r in rows] for lr, rows in per_lr.items()}
-         for arm, per_lr in s["grid_eval"].items()},
+        {arm: {float(lr): [None if r.failed else r.final for r in rows] for lr, rows in per_lr.items()}
+         for arm, per_lr in s.grid_eval.items()},
         ctx.path("c2_lr_sweep.png"), title="C2: final val loss vs LR on the eval seeds (constant lr, post-LN)",
         ylabel="final val loss (nats/byte)", failed_value=fail_value))
     return sweep.measurement()
@@ -116,20 +117,19 @@ def run_accuracy(cfg: Any, ctx: RunContext) -> Measurement:
     sweep = protocol_sweep(ctx, arms, {a: lrs for a in arms}, run, metric_name="val error (%)",
                            max_extensions=int(cfg.get("max_extensions", 2)),
                            metric=lambda r: None if r["val_acc"] is None or r["diverged"] else 100 - 100 * r["val_acc"])
-    summary: dict[str, Any] = {"best": {}, "spread": {}, "grid": {}, "tuning_seeds": list(ctx.tuning_seeds),
-                               "eval_seeds": list(ctx.seeds), "arms": {a: arm_summary(sweep, a) for a in arms}}
+    best, spread, grid = {}, {}, {}
     for arm in arms:
-        grid = {f"{v:g}": sweep.tuning(arm).score(v) for v in sweep.tuning(arm).grid}
-        summary["grid"][arm] = grid
+        grid[arm] = {f"{v:g}": sweep.tuning(arm).score(v) for v in sweep.tuning(arm).grid}
         tests = [r["test_acc"] for r in sweep.grid_runs(arm)]
         finite = [v if v is not None else 10.0 for v in tests]  # a failed run counts as chance
-        summary["spread"][arm] = statistics.pstdev(finite) if len(finite) > 1 else 0.0
+        spread[arm] = statistics.pstdev(finite) if len(finite) > 1 else 0.0
         accs = [r["test_acc"] for r in sweep.eval_runs(arm) if r["test_acc"] is not None]
-        summary["best"][arm] = {"lr": sweep.chosen(arm), "test_acc": statistics.fmean(accs) if accs else None,
-                                "test_acc_std": statistics.pstdev(accs) if len(accs) > 1 else 0.0,
-                                "n": len(accs)}
+        best[arm] = BestAccuracy(lr=sweep.chosen(arm), test_acc=statistics.fmean(accs) if accs else None,
+                                 test_acc_std=statistics.pstdev(accs) if len(accs) > 1 else 0.0, n=len(accs))
+    summary = AccuracySummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                              arms={a: arm_summary(sweep, a) for a in arms}, best=best, spread=spread, grid=grid)
     plots = {"lr_sweep": str(plot_lr_sweep(
-        {a: {float(k): [None if v == float("inf") else 100 - v] for k, v in summary["grid"][a].items()} for a in arms},
+        {a: {float(k): [None if v == float("inf") else 100 - v] for k, v in summary.grid[a].items()} for a in arms},
         ctx.path("c3_lr_sweep.png"), title="C3: validation accuracy vs LR (mean over tuning seeds)",
         ylabel="val accuracy (%)"))}
     return Measurement(arms={"runs": sweep.runs}, summary=summary, plots=plots, protocol=sweep.protocol.to_record())

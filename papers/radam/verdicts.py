@@ -3,13 +3,14 @@ protocol (tuned lrs, eval seeds, a paired interval, checks that cannot fire repo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from common.results.judges import arm_eval, comparison_headline, finish, loss_test_record
+from common.results.lm_summary import LMSummary
 from common.results.protocol import exercised, paired_test
 from common.results.summary import Summary
+from common.results.sweep import TunedSummary
 from common.results.verdict import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -72,6 +73,39 @@ class VarianceSummary(Summary):
                    rectified_ratio_max=max(v.rectified_ratio for v in per_mu.values()))
 
 
+@dataclass(kw_only=True)
+class RobustnessSummary(LMSummary):
+    """C2's measurement: the LM sweep with the whole grid on the eval seeds (``grid_eval``), and from it per arm the
+    mean final loss at each grid lr (a failed run counts as ``failed_value``), its spread over the grid, the
+    failed runs, and the runs per arm."""
+
+    failed_value: float | None
+    spread: dict[str, float]
+    failed: dict[str, int]
+    mean_final: dict[str, dict[str, float | None]]
+    runs_per_arm: int
+
+
+@dataclass
+class BestAccuracy(Summary):
+    """An arm's test accuracy (%) at its chosen lr, mean and std over the eval seeds that finished."""
+
+    lr: float | None
+    test_acc: float | None
+    test_acc_std: float
+    n: int
+
+
+@dataclass(kw_only=True)
+class AccuracySummary(TunedSummary):
+    """C3's measurement: the tuned arms, each arm's best (its choice on the eval seeds), the spread of test
+    accuracy over its tuning grid (pp), and the tuning scores (validation error %) by lr."""
+
+    best: dict[str, BestAccuracy]
+    spread: dict[str, float]
+    grid: dict[str, dict[str, float | None]]
+
+
 def judge_variance(s: VarianceSummary) -> Verdict:
     per_mu = s.per_mu
     adam_ok = all(v.adam_ratio >= C1_ADAM_MIN for v in per_mu.values())
@@ -91,16 +125,15 @@ def headline_variance(s: VarianceSummary) -> str:
             f"rectified {s.rectified_ratio_min:.3g}..{s.rectified_ratio_max:.3g}")
 
 
-def _c2_parts(s: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], bool] | None:
+def _c2_parts(s: RobustnessSummary) -> tuple[dict[str, Any], list[str], bool] | None:
     """The three checks of C2 (a check whose two sides are both zero is "not exercised"), their reasons and the
     contradiction condition; None when RAdam or Adam+warmup diverged at every grid point."""
-    arms = s["arms"]
-    if arms["radam"]["lr"] is None or arms["adam_warmup"]["lr"] is None:
+    if s.arms["radam"].lr is None or s.arms["adam_warmup"].lr is None:
         return None
     test = paired_test(arm_eval(s, "radam").metrics, arm_eval(s, "adam_warmup").metrics)
     upper = None if test.ci95 is None else test.ci95[1]
     a = upper is not None and upper <= C2_BEST_MARGIN
-    spread, failed = s["spread"], s["failed"]
+    spread, failed = s.spread, s.failed
     b = spread["radam"] <= C2_SPREAD_FACTOR * spread["adam"]
     c: bool | str = (failed["radam"] <= failed["adam_warmup"]) if exercised(failed["radam"], failed["adam_warmup"]) \
         else NOT_EXERCISED
@@ -116,7 +149,7 @@ def _c2_parts(s: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], bool] | 
     return {"a_best_matches_warmup": a, "b_spread_halved": b, "c_failures_not_more": c}, reasons, contradicted
 
 
-def judge_lr_robustness(s: Mapping[str, Any]) -> Verdict:
+def judge_lr_robustness(s: RobustnessSummary) -> Verdict:
     parts = _c2_parts(s)
     if parts is None:
         return Verdict(INCONCLUSIVE, {}, ["every learning rate of RAdam or Adam+warmup diverged"])
@@ -128,16 +161,16 @@ def judge_lr_robustness(s: Mapping[str, Any]) -> Verdict:
     return finish(status, checks, reasons, s, "radam", ["adam_warmup", "adam"])
 
 
-def test_lr_robustness(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_lr_robustness(s: RobustnessSummary) -> dict[str, Any] | None:
     return loss_test_record(s, "radam", "adam_warmup")
 
 
-def headline_lr_robustness(s: Mapping[str, Any]) -> str:
-    spread, failed, n = s["spread"], s["failed"], s["runs_per_arm"]
-    top = max(s["mean_final"]["radam"], key=float)  # the largest lr, where warmup matters most
+def headline_lr_robustness(s: RobustnessSummary) -> str:
+    spread, failed, n = s.spread, s.failed, s.runs_per_arm
+    top = max(s.mean_final["radam"], key=float)  # the largest lr, where warmup matters most
 
     def at(arm: str) -> str:
-        v = s["mean_final"][arm][top]
+        v = s.mean_final[arm][top]
         return f"{arm} {'n/a' if v is None else format(v, '.3f')}"
 
     return (comparison_headline(s, "radam", ["adam_warmup", "adam"])
@@ -146,9 +179,9 @@ def headline_lr_robustness(s: Mapping[str, Any]) -> str:
             + ", ".join(at(a) for a in ("radam", "adam_warmup", "adam")))
 
 
-def judge_accuracy(s: Mapping[str, Any]) -> Verdict:
-    best, spread = s["best"], s["spread"]
-    r, a = best["radam"]["test_acc"], best["adam"]["test_acc"]
+def judge_accuracy(s: AccuracySummary) -> Verdict:
+    best, spread = s.best, s.spread
+    r, a = best["radam"].test_acc, best["adam"].test_acc
     if r is None or a is None:
         return Verdict("inconclusive", {}, ["RAdam or Adam failed at every learning rate"])
     better = r >= a + C3_MARGIN_PP
@@ -160,16 +193,14 @@ def judge_accuracy(s: Mapping[str, Any]) -> Verdict:
         status = CONTRADICTED
     else:
         status = REPRODUCED if better and robust else PARTIAL if better or robust else NOT_REPRODUCED
-    if "arms" not in s:  # a summary made before the protocol
-        return Verdict(status, checks, reasons)
     return finish(status, checks, reasons, s, "radam", ["adam"])
 
 
-def headline_accuracy(s: Mapping[str, Any]) -> str:
+def headline_accuracy(s: AccuracySummary) -> str:
     parts = []
     for arm in ("sgd", "adam", "radam"):
-        v = s["best"].get(arm)
-        if v and v["test_acc"] is not None:
-            parts.append(f"{arm} {v['test_acc']:.2f}±{v['test_acc_std']:.2f}%@{v['lr']:g}")
+        v = s.best.get(arm)
+        if v and v.test_acc is not None:
+            parts.append(f"{arm} {v.test_acc:.2f}±{v.test_acc_std:.2f}%@{v.lr:g}")
     return "test acc " + ", ".join(parts) + "; spread " + ", ".join(
-        f"{k} {v:.2f}" for k, v in s["spread"].items()) + " pp"
+        f"{k} {v:.2f}" for k, v in s.spread.items()) + " pp"

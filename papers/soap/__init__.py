@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from common.lit.lm_sweep import LMSummary
 from common.results.context import RunContext
+from common.results.lm_summary import LMSummary
 from common.results.paper import Claim, Measurement, Paper
 from papers.soap.optim import SOAP
 from papers.soap.shampoo import Shampoo

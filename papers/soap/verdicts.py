@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.lit.lm_sweep import LMSummary
 from common.results.judges import finish, loss_test_record, step_claim, step_headline, step_test_record
+from common.results.lm_summary import LMSummary
 from common.results.protocol import loss_verdict, paired_test
 from common.results.verdict import PARTIAL, REPRODUCED, Verdict
 

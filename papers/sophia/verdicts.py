@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from dataclasses import dataclass
-
-from common.lit.lm_sweep import LMSummary
 from common.results.judges import step_claim, step_headline, step_test_record
+from common.results.lm_summary import LMSummary
 from common.results.verdict import Verdict
 
 RULE = ("step claim at f = 0.5 (2x fewer steps): SophiaG runs whose schedules end at 0.5 T, at its T-tuned lr or "

@@ -9,6 +9,7 @@ from papers.stable_spam.verdicts import (
     RULE_S1,
     RULE_S2,
     RULE_S3,
+    StableSpamSummary,
     headline_s1,
     headline_s2,
     headline_s3,
@@ -75,6 +76,7 @@ PAPER = Paper(
             metric=f"failed runs F and loss spikes over each arm's tuning grid; final val loss at the tuned lrs "
                    f"(eval seeds, paired); {_SETTING}",
             rule=RULE_S1,
+            summary_type=StableSpamSummary,
             run=run_stable_spam, judge=judge_s1, test=test_s1, headline=headline_s1, tolerances=_TOL,
         ),
         Claim(
@@ -84,6 +86,7 @@ PAPER = Paper(
             source="abstract, Table 1 [paper]",
             metric=f"SS-INT4 - Adam-fp final val loss at the tuned lrs, paired over eval seeds; {_SETTING}",
             rule=RULE_S2,
+            summary_type=StableSpamSummary,
             run=run_stable_spam, judge=judge_s2, test=test_s2, headline=headline_s2, tolerances=_TOL,
         ),
         Claim(
@@ -94,6 +97,7 @@ PAPER = Paper(
             metric=f"SS's mean final val loss from runs whose schedules end at 0.5 T against Adam*'s at T; "
                    f"{_SETTING}",
             rule=RULE_S3,
+            summary_type=StableSpamSummary,
             run=run_stable_spam, judge=judge_s3, test=test_s3, headline=headline_s3, tolerances=_TOL,
         ),
     ),

@@ -19,6 +19,7 @@ from common.results.context import RunContext
 from common.results.paper import Measurement
 from papers.stable_spam.spam import SPAM
 from papers.stable_spam.stablespam import StableSPAM
+from papers.stable_spam.verdicts import StableSpamSummary
 
 ADAM_4BIT = ("adam_int4", "adam_clip_int4")  # Adam*, the comparator, is the better of the two
 SEMANTICS_ARMS = {"official": "stablespam_official_int4", "fixed": "stablespam_fixed_int4"}
@@ -78,15 +79,12 @@ def run_stable_spam(cfg: Any, ctx: RunContext) -> Measurement:
 
     every = max(1, int(cfg.steps) // int(cfg.get("trace_points", 100)))
     sweep = lm_sweep(cfg, ctx, _arms(every))
-    s = sweep.summary
-    s["failures"], s["spikes"], s["runs_per_arm"] = {}, {}, {}
-    for arm in cfg.arms:
-        grid = [r for r in sweep.runs if r["arm"] == arm and r["phase"] == "tune"]
-        s["failures"][arm] = sum(bool(r["failed"]) for r in grid)
-        s["spikes"][arm] = sum(int(r["spikes"]) for r in grid)
-        s["runs_per_arm"][arm] = len(grid)
-    stars = {sh["baseline"] for sh in s["short"].values()}
-    s["adam_star"] = next(iter(stars)) if len(stars) == 1 else None
+    grids = {arm: [r for r in sweep.runs if r["arm"] == arm and r["phase"] == "tune"] for arm in cfg.arms}
+    stars = {sh.baseline for sh in sweep.summary.short.values()}
+    s = sweep.summary = StableSpamSummary.extending(
+        sweep.summary, failures={a: sum(bool(r["failed"]) for r in g) for a, g in grids.items()},
+        spikes={a: sum(int(r["spikes"]) for r in g) for a, g in grids.items()},
+        runs_per_arm={a: len(g) for a, g in grids.items()}, adam_star=next(iter(stars)) if len(stars) == 1 else None)
     sweep.protocol["exceptions"] = [
         "S1's failure and spike counts are read from each arm's tuning grid (the lr sensitivity the claim is about); "
         "its loss comparison uses the eval seeds",
@@ -110,11 +108,11 @@ def _arms(every: int) -> Any:
                   module=lambda arm, spec, seed, run_cfg: (TracingLanguageModel, {}))
 
 
-def _trace_plots(runs: list[dict[str, Any]], s: Mapping[str, Any], ctx: RunContext) -> dict[str, str]:
+def _trace_plots(runs: list[dict[str, Any]], s: StableSpamSummary, ctx: RunContext) -> dict[str, str]:
     from common.results.plots import plot_curves
 
     first = ctx.seeds[0]
-    chosen = {a: [r for r in runs if r["arm"] == a and r["phase"] == "eval"] for a in s["arms"]}
+    chosen = {a: [r for r in runs if r["arm"] == a and r["phase"] == "eval"] for a in s.arms}
     traces: dict[str, list] = {}
     for a, rs in chosen.items():
         r = next((r for r in rs if r["seed"] == first), None)
@@ -128,7 +126,7 @@ def _trace_plots(runs: list[dict[str, Any]], s: Mapping[str, Any], ctx: RunConte
         title=f"gradient norm before (in) / after (out) the method (chosen lr, eval seed {first})",
         xlabel="step", ylabel="global grad norm", logy=True))}
     plots["train_loss"] = str(plot_curves(
-        {f"{a} lr={s['arms'][a]['lr']:g}": [r["trace"]["loss"] for r in rs] for a, rs in chosen.items() if rs},
+        {f"{a} lr={s.arms[a].lr:g}": [r["trace"]["loss"] for r in rs] for a, rs in chosen.items() if rs},
         ctx.path("stable_spam_train_loss.png"), title="training loss at each arm's chosen lr (spikes visible)",
         xlabel="step", ylabel="train loss"))
     return plots

@@ -7,7 +7,8 @@ Adam* is the better of Adam-INT4 and Adam+GradClip-INT4 by the tuning score.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from common.results.judges import (
@@ -19,6 +20,7 @@ from common.results.judges import (
     step_headline,
     step_test_record,
 )
+from common.results.lm_summary import LMSummary
 from common.results.protocol import exercised, paired_test
 from common.results.verdict import CONTRADICTED, INCONCLUSIVE, NOT_REPRODUCED, PARTIAL, REPRODUCED, Verdict
 
@@ -41,16 +43,27 @@ RULE_S3 = ("per semantics, the protocol's step claim at f = 0.5: SS runs whose s
            "at p < 0.05. The claim takes the official semantics' verdict")
 
 
-def _star(s: Mapping[str, Any], arm: str) -> str | None:
-    sh = s.get("short", {}).get(arm)
-    return sh["baseline"] if sh else s.get("adam_star")
+@dataclass(kw_only=True)
+class StableSpamSummary(LMSummary):
+    """The LM sweep's summary plus S1's stability counts over each arm's tuning grid (failed runs, loss spikes,
+    runs) and Adam*, the one baseline every step claim chose (None if they chose differently)."""
+
+    failures: dict[str, int]
+    spikes: dict[str, int]
+    runs_per_arm: dict[str, int]
+    adam_star: str | None
 
 
-def rule_s1(s: Mapping[str, Any], arm: str) -> Verdict:
+def _star(s: StableSpamSummary, arm: str) -> str | None:
+    sh = s.short.get(arm)
+    return sh.baseline if sh else s.adam_star
+
+
+def rule_s1(s: StableSpamSummary, arm: str) -> Verdict:
     star = _star(s, arm)
-    if star is None or s["arms"][arm]["lr"] is None or s["arms"][star]["lr"] is None:
+    if star is None or s.arms[arm].lr is None or s.arms[star].lr is None:
         return Verdict(INCONCLUSIVE, {}, ["an arm diverged at every grid point"])
-    f, fb, sp, spb = s["failures"][arm], s["failures"][star], s["spikes"][arm], s["spikes"][star]
+    f, fb, sp, spb = s.failures[arm], s.failures[star], s.spikes[arm], s.spikes[star]
     stable: bool | str = (f < fb or (f == fb and sp < spb)) if exercised(f + sp, fb + spb) else NOT_EXERCISED
     test = paired_test(arm_eval(s, arm).metrics, arm_eval(s, star).metrics)
     checks = {"fewer failures (or spikes) than Adam*": stable, "lower loss (p<0.05)": test.significant}
@@ -65,8 +78,8 @@ def rule_s1(s: Mapping[str, Any], arm: str) -> Verdict:
     return finish(status, checks, reasons, s, arm, [star])
 
 
-def rule_s2(s: Mapping[str, Any], arm: str) -> Verdict:
-    if s["arms"][arm]["lr"] is None or s["arms"]["adam_fp"]["lr"] is None:
+def rule_s2(s: StableSpamSummary, arm: str) -> Verdict:
+    if s.arms[arm].lr is None or s.arms["adam_fp"].lr is None:
         return Verdict(INCONCLUSIVE, {}, ["an arm diverged at every grid point"])
     test = paired_test(arm_eval(s, arm).metrics, arm_eval(s, "adam_fp").metrics)
     checks = {"lower than Adam-fp (p<0.05)": test.significant, "Adam-fp lower (p<0.05)": test.significant_opposite}
@@ -82,14 +95,14 @@ def rule_s2(s: Mapping[str, Any], arm: str) -> Verdict:
     return finish(status, checks, reasons, s, arm, ["adam_fp"])
 
 
-def rule_s3(s: Mapping[str, Any], arm: str) -> Verdict:
+def rule_s3(s: StableSpamSummary, arm: str) -> Verdict:
     star = _star(s, arm)
     if star is None:
         return Verdict(INCONCLUSIVE, {}, ["no 0.5 T runs"])
     return step_claim(s, arm, star)
 
 
-def _both(s: Mapping[str, Any], rule: Callable[[Mapping[str, Any], str], Verdict]) -> dict[str, Verdict]:
+def _both(s: StableSpamSummary, rule: Callable[[StableSpamSummary, str], Verdict]) -> dict[str, Verdict]:
     return {sem: rule(s, arm) for sem, arm in SEMANTICS_ARMS.items()}
 
 
@@ -99,39 +112,39 @@ def _combine(v: dict[str, Verdict]) -> Verdict:
     return Verdict(v["official"].status, checks, reasons, v["official"].cap)
 
 
-def judge_s1(s: Mapping[str, Any]) -> Verdict:
+def judge_s1(s: StableSpamSummary) -> Verdict:
     return _combine(_both(s, rule_s1))
 
 
-def judge_s2(s: Mapping[str, Any]) -> Verdict:
+def judge_s2(s: StableSpamSummary) -> Verdict:
     return _combine(_both(s, rule_s2))
 
 
-def judge_s3(s: Mapping[str, Any]) -> Verdict:
+def judge_s3(s: StableSpamSummary) -> Verdict:
     return _combine(_both(s, rule_s3))
 
 
-def test_s1(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_s1(s: StableSpamSummary) -> dict[str, Any] | None:
     star = _star(s, SEMANTICS_ARMS["official"])
     return None if star is None else loss_test_record(s, SEMANTICS_ARMS["official"], star)
 
 
-def test_s2(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_s2(s: StableSpamSummary) -> dict[str, Any] | None:
     return loss_test_record(s, SEMANTICS_ARMS["official"], "adam_fp")
 
 
-def test_s3(s: Mapping[str, Any]) -> dict[str, Any] | None:
+def test_s3(s: StableSpamSummary) -> dict[str, Any] | None:
     star = _star(s, SEMANTICS_ARMS["official"])
     return None if star is None else step_test_record(s, SEMANTICS_ARMS["official"], star)
 
 
-def _semantics_gap(s: Mapping[str, Any]) -> str:
+def _semantics_gap(s: StableSpamSummary) -> str:
     off, fix = SEMANTICS_ARMS["official"], SEMANTICS_ARMS["fixed"]
     t = loss_test_record(s, off, fix)
     return "" if not t or t["diff"] is None else f"; official - fixed = {t['diff']:+.4f} (p {t['p']})"
 
 
-def headline_s1(s: Mapping[str, Any]) -> str:
+def headline_s1(s: StableSpamSummary) -> str:
     v = _both(s, rule_s1)
     parts = []
     for sem, arm in SEMANTICS_ARMS.items():
@@ -139,19 +152,19 @@ def headline_s1(s: Mapping[str, Any]) -> str:
         if star is None:
             parts.append(f"{sem}: {v[sem].label}")
             continue
-        parts.append(f"{sem}: {v[sem].label} (F {s['failures'][arm]}/{s['runs_per_arm'][arm]} vs "
-                     f"{s['failures'][star]}/{s['runs_per_arm'][star]}, spikes {s['spikes'][arm]} vs "
-                     f"{s['spikes'][star]}; {comparison_headline(s, arm, [star])})")
+        parts.append(f"{sem}: {v[sem].label} (F {s.failures[arm]}/{s.runs_per_arm[arm]} vs "
+                     f"{s.failures[star]}/{s.runs_per_arm[star]}, spikes {s.spikes[arm]} vs "
+                     f"{s.spikes[star]}; {comparison_headline(s, arm, [star])})")
     return f"vs {_star(s, SEMANTICS_ARMS['official'])}: " + "; ".join(parts) + _semantics_gap(s)
 
 
-def headline_s2(s: Mapping[str, Any]) -> str:
+def headline_s2(s: StableSpamSummary) -> str:
     v = _both(s, rule_s2)
     return "; ".join(f"{sem}: {v[sem].label} ({comparison_headline(s, arm, ['adam_fp'])})"
                      for sem, arm in SEMANTICS_ARMS.items())
 
 
-def headline_s3(s: Mapping[str, Any]) -> str:
+def headline_s3(s: StableSpamSummary) -> str:
     v = _both(s, rule_s3)
     parts = []
     for sem, arm in SEMANTICS_ARMS.items():

@@ -115,7 +115,7 @@ def run_cell(entry: ZooEntry, wname: str, section: Any, cfg: DictConfig, preset:
 
     sweep = protocol_sweep(ctx, [entry.name], {entry.name: grid}, run, final_val_loss, metric_name="val loss",
                            max_extensions=int(cfg.max_extensions))
-    summary = arm_summary(sweep, entry.name)
+    summary = arm_summary(sweep, entry.name).to_record()  # a cell record, read back as JSON by the leaderboard
     runs = list(sweep.runs)
     chosen = sweep.chosen(entry.name)
     fractions: dict[str, list[float]] = {"1": list(summary["finals"])}
