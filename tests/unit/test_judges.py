@@ -35,7 +35,7 @@ def test_protocol_step_claim_from_runs_that_end_at_fT():
     at_T = [1.90, 1.92, 1.88, 1.91]
     s = summary({"m": arm(at_T), "b": arm(target)}, short={"m": short([1.99, 2.0, 1.97, 1.99], f=0.5, baseline="b")})
     assert step_claim(s, "m", "b").status == REPRODUCED
-    s["short"]["m"] = short([2.3, 2.32, 2.28, 2.31], f=0.5, baseline="b")
+    s.short["m"] = short([2.3, 2.32, 2.28, 2.31], f=0.5, baseline="b")
     assert step_claim(s, "m", "b").status == NOT_REPRODUCED
     s = summary({"m": arm([2.1, 2.12, 2.09, 2.11]), "b": arm(target)},
                 short={"m": short([2.3, 2.32, 2.28, 2.31], f=0.5, baseline="b")})

@@ -2,7 +2,16 @@
 
 import pytest
 
-from papers.radam.verdicts import MuRatios, VarianceSummary, judge_accuracy, judge_lr_robustness, judge_variance
+from papers.radam.verdicts import (
+    AccuracySummary,
+    BestAccuracy,
+    MuRatios,
+    RobustnessSummary,
+    VarianceSummary,
+    judge_accuracy,
+    judge_lr_robustness,
+    judge_variance,
+)
 from tests.summaries import arm, summary
 
 
@@ -55,7 +64,8 @@ def _c2(radam_shift, s_radam, s_adam, f_radam, f_warm, f_adam):
     return summary({"radam": arm(radam), "adam_warmup": arm(warm), "adam": arm([2.0, 2.01, 1.99, 2.0])},
                    spread={"radam": s_radam, "adam": s_adam, "adam_warmup": 0.1},
                    failed={"radam": f_radam, "adam_warmup": f_warm, "adam": f_adam}, runs_per_arm=15,
-                   mean_final={a: {"0.001": 1.5, "0.01": 1.6} for a in ("radam", "adam_warmup", "adam")})
+                   mean_final={a: {"0.001": 1.5, "0.01": 1.6} for a in ("radam", "adam_warmup", "adam")},
+                   failed_value=None, kind=RobustnessSummary)
 
 
 @pytest.mark.parametrize("args,status", [
@@ -78,12 +88,16 @@ def test_c2_failure_check_not_exercised_when_no_run_fails():
 
 def test_c2_inconclusive_when_every_lr_failed():
     s = _c2(0.0, 0.1, 0.4, 0, 0, 0)
-    s["arms"]["radam"]["lr"] = None
+    s.arms["radam"].lr = None
     assert judge_lr_robustness(s).status == "inconclusive"
 
 
 def _c3(r, a, sr, sa):
-    return {"best": {"radam": {"test_acc": r}, "adam": {"test_acc": a}}, "spread": {"radam": sr, "adam": sa}}
+    best = {name: BestAccuracy(lr=0.1, test_acc=acc, test_acc_std=0.1, n=4)
+            for name, acc in (("radam", r), ("adam", a))}
+    return AccuracySummary(tuning_seeds=[1000, 1001], eval_seeds=[0, 1, 2, 3], grid={},
+                           arms={"radam": arm([1.0] * 4), "adam": arm([1.0] * 4)}, best=best,
+                           spread={"radam": sr, "adam": sa})
 
 
 @pytest.mark.parametrize("args,status", [

@@ -2,7 +2,7 @@
 
 from papers.stable_spam.experiment import failed
 from papers.stable_spam.tracing import count_spikes, subsample
-from papers.stable_spam.verdicts import judge_s1, rule_s1, rule_s2, rule_s3
+from papers.stable_spam.verdicts import StableSpamSummary, judge_s1, rule_s1, rule_s2, rule_s3
 from tests.summaries import arm, short, summary
 
 OFF, FIX = "stablespam_official_int4", "stablespam_fixed_int4"
@@ -16,7 +16,7 @@ def _s(ss=SS, adam=ADAM, fp=ADAM, fixed=None, failures=(0, 1), spikes=(0, 0), sh
     sh = {a: short(short_ss or ss, f=0.5, baseline="adam_int4") for a in (OFF, FIX)}
     return summary(arms, short=sh, failures={OFF: failures[0], FIX: failures[0], "adam_int4": failures[1]},
                    spikes={OFF: spikes[0], FIX: spikes[0], "adam_int4": spikes[1]},
-                   runs_per_arm={a: 8 for a in arms})
+                   runs_per_arm={a: 8 for a in arms}, adam_star=None, kind=StableSpamSummary)
 
 
 def test_s1_rule():
