@@ -32,6 +32,7 @@ from common.results.protocol import no_tuning
 from papers.rl_variance.aggregation import AggConfig, aggregate, group_advantages, sequence_coefficients
 from papers.rl_variance.envs.token_mdp import EOS, TokenMDP
 from papers.rl_variance.plots import plot_bars
+from papers.rl_variance.verdicts import AggregationSummary, EstimatorStats, RLBest
 
 
 def estimator_arms(cfg: Any) -> dict[str, tuple[AggConfig, bool]]:
@@ -190,10 +191,11 @@ def run_aggregation(cfg: Any, ctx: RunContext) -> Measurement:
         ctx.say(f"[{ctx.label(i, len(est), name)}] rb {s['rb']:.4f} (b2 {s['b2']:.2e} +- {s['b2_se']:.1e}), "
                 f"tr Var(g/c)/|gJ|^2 {s['trvar_rel']:.3g}")
     rl = rl_runs(mdp, table, arms, cfg, ctx.seeds, ctx)
-    summary = {"stats": stats, "policy_J": float(mdp.expected_reward(table)), "mean_length": mean_len,
-               "grad_norm": float(np.linalg.norm(true)), "batches": int(cfg.batches), "group_size": G,
-               "rl": {a: {k: v for k, v in r.items() if k != "by_lr"} for a, r in rl.items()},
-               "seeds": len(ctx.seeds)}
+    summary = AggregationSummary(
+        stats={n: EstimatorStats(**s) for n, s in stats.items()}, policy_J=float(mdp.expected_reward(table)),
+        mean_length=mean_len, grad_norm=float(np.linalg.norm(true)), batches=int(cfg.batches), group_size=G,
+        rl={a: RLBest(**{k: v for k, v in r.items() if k != "by_lr"}) for a, r in rl.items()},
+        seeds=len(ctx.seeds))
     plots = {"bias_variance": str(plot_bars(
         {n: (s["rb"], s["b2_se"] / (2 * s["rb"]) if s["rb"] > 0 else 0.0) for n, s in stats.items()},
         {n: (s["trvar_rel"], 0.0) for n, s in stats.items()}, ctx.path("b3_bias_variance.png"),

@@ -18,6 +18,7 @@ from common.results.plots import plot_curves
 from common.results.protocol import no_tuning
 from papers.rl_variance.envs.deepsea import DeepSea
 from papers.rl_variance.lsvi import run_lsvi
+from papers.rl_variance.verdicts import DeepSeaSize, DeepSeaSummary, InvBetaRun, Solved, TemperatureSweep
 
 
 def _first(success: np.ndarray) -> list[int | None]:
@@ -34,7 +35,7 @@ def _cumulative(success: np.ndarray, points: int = 200) -> list[list[list[float]
 def run_deepsea(cfg: Any, ctx: RunContext) -> Measurement:
     seeds = ctx.seeds
     arms: dict[str, Any] = {}
-    summary: dict[str, Any] = {"sizes": {}, "verdict_size": int(cfg.verdict_size), "seeds": len(seeds)}
+    sizes: dict[str, dict[str, Any]] = {}  # "N20" -> n, episodes, J and each method's Solved
     curves: dict[str, dict[str, list]] = {}
     jobs = [(size, m) for size in cfg.sizes for m in ("lmc", "egreedy")]
     for i, (size_cfg, method) in enumerate(jobs, 1):
@@ -49,8 +50,8 @@ def run_deepsea(cfg: Any, ctx: RunContext) -> Measurement:
         key = f"N{N}"
         arms.setdefault(key, {})[method] = {"first_success": first, "fraction_solved": frac,
                                             "mean_return": res.returns.mean(1).tolist()}
-        summary["sizes"].setdefault(key, {"n": N, "episodes": episodes, "J": int(size_cfg.J)})[method] = {
-            "seeds_solved": solved, "first_success": first, "fraction_solved_mean": float(np.mean(frac))}
+        sizes.setdefault(key, {"n": N, "episodes": episodes, "J": int(size_cfg.J)})[method] = Solved(
+            seeds_solved=solved, first_success=first, fraction_solved_mean=float(np.mean(frac)))
         curves.setdefault(key, {})[method] = _cumulative(res.success)
         ctx.say(f"[{ctx.label(i, len(jobs), f'N={N} {method}')}] {episodes} episodes: solved in {solved}/{len(seeds)}"
                 f" seeds, first success {first}, fraction solved {np.mean(frac):.3f}")
@@ -63,7 +64,10 @@ def run_deepsea(cfg: Any, ctx: RunContext) -> Measurement:
                    langevin_steps_per_level=int(t.J))
     sweep = {f"{b:g}": {"first_success": f, "fraction_solved": float(fr)}
              for b, f, fr in zip(temps, _first(res.success), res.success.mean(1), strict=True)}
-    summary["temperature"] = {"n": N, "seed": seeds[0], "episodes": int(t.episodes), "by_inv_beta": sweep}
+    summary = DeepSeaSummary(
+        sizes={key: DeepSeaSize(**v) for key, v in sizes.items()}, verdict_size=int(cfg.verdict_size),
+        seeds=len(seeds), temperature=TemperatureSweep(n=N, seed=seeds[0], episodes=int(t.episodes),
+                                                       by_inv_beta={b: InvBetaRun(**v) for b, v in sweep.items()}))
     ctx.say(f"[{ctx.claim_id} temperature N={N} seed {seeds[0]}] " + ", ".join(
         f"1/beta={k}: first {v['first_success']}, solved {v['fraction_solved']:.2f}" for k, v in sweep.items()))
     plots = {}

@@ -30,6 +30,7 @@ from common.results.protocol import Protocol, evaluate_arm, tune_arm
 from common.results.sweep import SweepResult, arm_summary
 from papers.rl_variance.aggregation import grpo_kl_loss, gvpo_loss
 from papers.rl_variance.envs.bandit import Bandit, kl_rows
+from papers.rl_variance.verdicts import AnchorOld, GVPOSummary
 
 MUS = ("on_policy", "uniform", "stale")
 
@@ -159,10 +160,10 @@ def run_gvpo(cfg: Any, ctx: RunContext) -> Measurement:
     old = _anchor_old(cfg, ctx, beta, k)
     bandits = stacked(cfg, ctx.seeds)
     start = kl_rows(bandits.optimal_logits(beta), torch.log_softmax(bandits.ref_logits, -1)).mean(-1)
-    summary = {"arms": {f"{arm}/{mu}": arm_summary(sweep, f"{arm}/{mu}") for arm, mu in names},
-               "tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds), "beta": beta,
-               "steps": int(cfg.steps), "anchor_old": old["summary"],
-               "kl_at_ref": float(start.mean())}  # KL(pi* || pi_ref): where every run starts
+    summary = GVPOSummary(arms={f"{arm}/{mu}": arm_summary(sweep, f"{arm}/{mu}") for arm, mu in names},
+                          tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds), beta=beta,
+                          steps=int(cfg.steps), anchor_old=old["summary"],
+                          kl_at_ref=float(start.mean()))  # KL(pi* || pi_ref): where every run starts
     plots = {"kl_curves": str(plot_curves(curves, ctx.path("b4_kl_curves.png"), logy=True,
                                           title=f"B4: KL(pi* || pi_theta), chosen lr per arm and mu, eval seeds, "
                                                 f"beta={beta:g}",
@@ -185,4 +186,4 @@ def _anchor_old(cfg: Any, ctx: RunContext, beta: float, k: int) -> dict[str, Any
             + ", ".join(f"{v:.3g}" for v in kl.mean(0)))
     return {"runs": {"steps": out["steps"], "kl": kl.tolist()},
             "curves": {f"gvpo anchor=old lr={lr:g}": [list(zip(out["steps"], r.tolist(), strict=True)) for r in kl]},
-            "summary": {"kl_by_iteration": kl.mean(0).tolist(), "lr": lr, "every": int(o.every)}}
+            "summary": AnchorOld(kl_by_iteration=kl.mean(0).tolist(), lr=lr, every=int(o.every))}

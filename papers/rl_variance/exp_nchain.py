@@ -29,6 +29,7 @@ from common.results.protocol import Protocol, evaluate_arm, tune_arm_with_knob
 from common.results.sweep import SweepResult, arm_summary
 from papers.rl_variance.dqn import fit_dqn
 from papers.rl_variance.envs.nchain import NChain
+from papers.rl_variance.verdicts import NChainArm, NChainSummary, SmallChain, SmallChainArm
 
 
 def arm_config(cfg: Any, arm: str, lr: float, knob: float, n: int) -> Any:
@@ -110,32 +111,33 @@ def run_nchain(cfg: Any, ctx: RunContext) -> Measurement:
             lambda lr, s, arm=arm, k=k: big.regret(arm, lr, k, ctx.seeds, s, "eval"))  # type: ignore[arg-type]
     runs = list(big.results.values())
     sweep = SweepResult(runs, protocol)
-    summary: dict[str, Any] = {"n": N, "env_steps": steps, "optimal_return": big.optimal,
-                               "tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds), "arms": {}}
+    arms: dict[str, NChainArm] = {}
     for arm in cfg.arms:
         s = arm_summary(sweep, arm)
-        s["knob"] = str(cfg.arms[arm].grid.key)
-        s["knob_value"] = knobs[arm]
-        s["knob_tied"] = protocol.arms[arm].knob_choice["tied"] if protocol.arms[arm].knob_choice else []
-        s["returns"] = [big.optimal - x if math.isfinite(x) else None for x in s["finals"]]
-        s["return_mean"] = None if s["mean"] is None else big.optimal - s["mean"]
-        summary["arms"][arm] = s
+        arms[arm] = NChainArm.extending(
+            s, knob=str(cfg.arms[arm].grid.key), knob_value=knobs[arm],
+            knob_tied=protocol.arms[arm].knob_choice["tied"] if protocol.arms[arm].knob_choice else [],
+            returns=[big.optimal - x if math.isfinite(x) else None for x in s.finals],
+            return_mean=None if s.mean is None else big.optimal - s.mean)
     # The shorter chain, reported only (no verdict): each arm's chosen configuration on the eval seeds.
     small = cfg.small
     sm = _Batched(cfg, ctx, int(small.n), int(small.env_steps))
-    summary["small"] = {"n": int(small.n), "env_steps": int(small.env_steps), "arms": {}}
+    small_arms: dict[str, SmallChainArm] = {}
     for arm in cfg.arms:
         lr = protocol.arms[arm].chosen
         if lr is None:
             continue
         r = sm.get(arm, lr, knobs[arm], ctx.seeds, "reported")  # type: ignore[arg-type]
-        summary["small"]["arms"][arm] = {"lr": lr, "knob_value": knobs[arm], "returns": r["returns"],
-                                         "return_mean": float(np.mean(r["returns"])),
-                                         "return_sd": float(np.std(r["returns"], ddof=1))
-                                         if len(r["returns"]) > 1 else 0.0}
+        small_arms[arm] = SmallChainArm(lr=lr, knob_value=knobs[arm], returns=r["returns"],
+                                        return_mean=float(np.mean(r["returns"])),
+                                        return_sd=float(np.std(r["returns"], ddof=1))
+                                        if len(r["returns"]) > 1 else 0.0)
         runs.append(r)
-    curves = {f"{arm} lr={summary['arms'][arm]['lr']:g} {summary['arms'][arm]['knob']}="
-              f"{summary['arms'][arm]['knob_value']:g}":
+    summary = NChainSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds), arms=arms, n=N,
+                            env_steps=steps, optimal_return=big.optimal,
+                            small=SmallChain(n=int(small.n), env_steps=int(small.env_steps), arms=small_arms))
+    curves = {f"{arm} lr={summary.arms[arm].lr:g} {summary.arms[arm].knob}="
+              f"{summary.arms[arm].knob_value:g}":
               [[[s, v[i]] for s, v in r["eval_curve"]] for i in range(len(ctx.seeds))]
               for arm in cfg.arms for r in runs
               if r["arm"] == arm and r["phase"] == "eval" and r["n"] == N}
@@ -143,7 +145,7 @@ def run_nchain(cfg: Any, ctx: RunContext) -> Measurement:
                                         title=f"B2: N-chain N={N}, greedy eval return (chosen config, eval seeds)",
                                         xlabel="env step", ylabel="return"))}
     plots["lr_sweep"] = str(plot_lr_sweep(
-        {f"{arm} {summary['arms'][arm]['knob']}={k}": {float(v): [sc] for v, sc in row["scores"].items()}
+        {f"{arm} {summary.arms[arm].knob}={k}": {float(v): [sc] for v, sc in row["scores"].items()}
          for arm in cfg.arms if protocol.arms[arm].knob_choice
          for k, row in protocol.arms[arm].knob_choice["rows"].items()},
         ctx.path("b2_lr_sweep.png"), title=f"B2: regret vs lr per knob value (mean over tuning seeds), N={N}",

@@ -3,7 +3,20 @@ seeds, caps for unbracketed tuning and too few seeds)."""
 
 import pytest
 
+from common.results.sweep import ArmSummary
+from papers.rl_variance import PAPER
 from papers.rl_variance.verdicts import (
+    AggregationSummary,
+    AnchorOld,
+    DeepSeaSize,
+    DeepSeaSummary,
+    EstimatorStats,
+    GVPOSummary,
+    NChainArm,
+    NChainSummary,
+    SmallChain,
+    Solved,
+    TemperatureSweep,
     judge_aggregation,
     judge_deepsea,
     judge_gvpo,
@@ -19,18 +32,21 @@ from papers.rl_variance.verdicts import (
 TUNE, EVAL = [1000, 1001], [0, 1, 2, 3, 4]
 
 
-def _arm(finals, lr=1e-3, bracketed=True, **extra):
+def _arm(finals, lr=1e-3, bracketed=True):
     finite = [x for x in finals if x is not None]
     mean = sum(finite) / len(finite) if finite else None
-    return {"lr": lr, "bracketed": bracketed, "unbracketed_edge": None if bracketed else "high",
-            "extensions": {"low": 0, "high": 0}, "grid": {}, "finals": list(finals), "mean": mean, "sd": 0.1,
-            "se": 0.05, "diverged": 0, "n": len(finals), **extra}
+    return ArmSummary(lr=lr, bracketed=bracketed, unbracketed_edge=None if bracketed else "high",
+                      extensions={"low": 0, "high": 0}, grid={}, finals=list(finals), mean=mean, sd=0.1, se=0.05,
+                      diverged=0, n=len(finals))
 
 
 def _b1(lmc, eg, n=5):
-    return {"verdict_size": 20, "seeds": n, "sizes": {"N20": {
-        "lmc": {"seeds_solved": lmc, "first_success": [1] * lmc + [None] * (n - lmc), "fraction_solved_mean": 0.5},
-        "egreedy": {"seeds_solved": eg, "first_success": [None] * n, "fraction_solved_mean": 0.0}}}}
+    size = DeepSeaSize(n=20, episodes=100, J=5,
+                       lmc=Solved(seeds_solved=lmc, first_success=[1] * lmc + [None] * (n - lmc),
+                                  fraction_solved_mean=0.5),
+                       egreedy=Solved(seeds_solved=eg, first_success=[None] * n, fraction_solved_mean=0.0))
+    return DeepSeaSummary(sizes={"N20": size}, verdict_size=20, seeds=n,
+                          temperature=TemperatureSweep(n=10, seed=0, episodes=10, by_inv_beta={}))
 
 
 def test_b1():
@@ -43,12 +59,13 @@ def test_b1():
 
 def _b2(lmc_regret, dqn_regret, *, lmc_bracketed=True, dqn_bracketed=True, tune=TUNE):
     def arm(finals, knob, value, bracketed):
-        a = _arm(finals, bracketed=bracketed, knob=knob, knob_value=value)
-        a["return_mean"] = 10 - a["mean"]
-        return a
-    return {"n": 50, "tuning_seeds": tune, "eval_seeds": EVAL,
-            "arms": {"lmc": arm(lmc_regret, "noise_scale", 3e-3, lmc_bracketed),
-                     "dqn": arm(dqn_regret, "eps_final", 0.03, dqn_bracketed)}}
+        a = _arm(finals, bracketed=bracketed)
+        return NChainArm.extending(a, knob=knob, knob_value=value, knob_tied=[value],
+                                   returns=[10 - x for x in finals], return_mean=10 - a.mean)
+    return NChainSummary(tuning_seeds=tune, eval_seeds=EVAL, n=50, env_steps=1000, optimal_return=10.0,
+                         arms={"lmc": arm(lmc_regret, "noise_scale", 3e-3, lmc_bracketed),
+                               "dqn": arm(dqn_regret, "eps_final", 0.03, dqn_bracketed)},
+                         small=SmallChain(n=25, env_steps=500, arms={}))
 
 
 GOOD = [0.0, 0.1, 0.0, 0.2, 0.1]
@@ -80,17 +97,22 @@ def test_b2_test_record_is_the_paired_test_of_regret():
 
 
 def _st(rb, se, var):
-    return {"rb": rb, "b2": rb * rb, "b2_se": se, "trvar_norm": var, "trvar_rel": var}
+    return EstimatorStats(c=1.0, b2=rb * rb, b2_se=se, rb=rb, rb_naive=rb, trvar_norm=var, trvar_rel=var, n=1000)
+
+
+def _b3(stats):
+    return AggregationSummary(stats=stats, policy_J=0.5, mean_length=4.0, grad_norm=0.05, batches=1000,
+                              group_size=8, rl={}, seeds=1)
 
 
 def test_b3():
     ok = {"grpo": _st(0.3, 0.001, 1), "dapo": _st(0.05, 0.0001, 3), "drgrpo": _st(0.0, 0.001, 4),
           "deltal_a1": _st(0.0, 0.001, 1.5)}
-    assert judge_aggregation({"stats": ok}).status == "reproduced"
+    assert judge_aggregation(_b3(ok)).status == "reproduced"
     biased = dict(ok, deltal_a1=_st(0.2, 0.001, 1.5))
-    assert judge_aggregation({"stats": biased}).status == "partially reproduced"
-    assert judge_aggregation({"stats": dict(ok, deltal_a1=_st(0.0, 0.001, 5))}).status == "not reproduced"
-    assert judge_aggregation({"stats": dict(ok, deltal_a1=_st(0.5, 0.001, 5))}).status == "contradicted"
+    assert judge_aggregation(_b3(biased)).status == "partially reproduced"
+    assert judge_aggregation(_b3(dict(ok, deltal_a1=_st(0.0, 0.001, 5)))).status == "not reproduced"
+    assert judge_aggregation(_b3(dict(ok, deltal_a1=_st(0.5, 0.001, 5)))).status == "contradicted"
 
 
 MUS = ("on_policy", "uniform", "stale")
@@ -103,7 +125,8 @@ def _b4(g, r, *, g_bracketed=True, r_bracketed=True, tune=TUNE):
     for mu, gv, rv in zip(MUS, g, r, strict=True):
         arms[f"gvpo/{mu}"] = _arm([gv * f for f in spread], lr=0.1, bracketed=g_bracketed)
         arms[f"grpo/{mu}"] = _arm([rv * f for f in reversed(spread)], lr=0.1, bracketed=r_bracketed)
-    return {"tuning_seeds": tune, "eval_seeds": EVAL, "arms": arms}
+    return GVPOSummary(tuning_seeds=tune, eval_seeds=EVAL, arms=arms, beta=0.1, steps=100,
+                       anchor_old=AnchorOld(kl_by_iteration=[1.0, 0.5], lr=0.1, every=50), kl_at_ref=1.0)
 
 
 def test_b4():
@@ -116,9 +139,9 @@ def test_b4():
 def test_b4_contrast_needs_the_paired_test():
     # GRPO-style >= 10x GVPO in the means, but the seeds overlap so much that the test cannot tell them apart
     s = _b4((1e-4, 1e-3, 1e-3), (1.0, 0.3, 0.3))
-    s["arms"]["grpo/uniform"]["finals"] = [0.0, 0.0, 0.0, 0.0, 0.05]
-    s["arms"]["gvpo/uniform"]["finals"] = [0.002, 0.002, 0.002, 0.002, 0.0]
-    s["arms"]["grpo/uniform"]["mean"] = 0.01
+    s.arms["grpo/uniform"].finals = [0.0, 0.0, 0.0, 0.0, 0.05]
+    s.arms["gvpo/uniform"].finals = [0.002, 0.002, 0.002, 0.002, 0.0]
+    s.arms["grpo/uniform"].mean = 0.01
     v = judge_gvpo(s)
     assert v.status == "partially reproduced"
     assert v.checks["grpo_kl_>=10x_gvpo_off_policy_p<0.05"] is False
@@ -138,3 +161,17 @@ def test_b4_test_record_has_one_paired_test_per_mu():
     t = gvpo_test_record(_b4((1e-4, 1e-5, 1e-5), (1.0, 0.3, 0.3)))
     assert set(t["per_mu"]) == set(MUS)
     assert all(x["kind"] == "paired-t" and x["p"] < 0.05 and x["n"] == 5 for x in t["per_mu"].values())
+
+
+@pytest.mark.parametrize("claim,summary", [("b1", _b1(4, 1)), ("b2", _b2(GOOD, BAD)),
+                                           ("b3", _b3({k: _st(0.1, 0.001, 1) for k in
+                                                       ("grpo", "dapo", "drgrpo", "deltal_a1")})),
+                                           ("b4", _b4((1e-4, 1e-5, 1e-5), (1.0, 0.3, 0.3)))])
+def test_a_summary_judges_the_same_typed_and_as_its_record(claim, summary):
+    c = PAPER.claim(claim)
+    record = summary.to_record()
+    assert isinstance(summary, c.summary_type) and c.summary_type.from_record(record).to_record() == record
+    assert c.judge(record).to_dict() == c.judge(summary).to_dict()
+    assert c.headline(record) == c.headline(summary)
+    if c.test is not None:
+        assert c.test(record) == c.test(summary)
