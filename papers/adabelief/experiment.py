@@ -20,8 +20,9 @@ from common.optim.schedules import step_decay
 from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves, plot_lr_sweep
-from common.results.sweep import arm_summary, protocol_sweep
+from common.results.sweep import SweepResult, arm_summary, protocol_sweep
 from papers.adabelief.optimizers import optimizer_factory
+from papers.adabelief.verdicts import GeneralizationArm, GeneralizationSummary
 
 
 def train_loss_at(curve: list, fraction: float, total_steps: int, window: float = 0.05) -> float | None:
@@ -65,19 +66,10 @@ def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
     grids = {a: [float(x) for x in cfg.arms[a].lrs] for a in arms}  # SGD's grid is offset (its own lr scale)
     sweep = protocol_sweep(ctx, arms, grids, run, metric, metric_name="val error (%)",
                            max_extensions=int(cfg.get("max_extensions", 2)))
-    summary: dict[str, Any] = {"speed_at": speed_at, "tuning_seeds": list(ctx.tuning_seeds),
-                               "eval_seeds": list(ctx.seeds), "arms": {}}
-    for arm in arms:
-        a = arm_summary(sweep, arm)
-        ev = sweep.eval_runs(arm)
-        a["test_acc"] = [r["test_acc"] for r in ev]
-        a["train_loss_at_speed"] = [r["train_loss_at_speed"] for r in ev]
-        a["test_acc_mean"] = _mean(a["test_acc"])
-        a["test_acc_sd"] = _sd(a["test_acc"])
-        a["train_loss_at_speed_mean"] = _mean(a["train_loss_at_speed"])
-        summary["arms"][arm] = a
+    summary = GeneralizationSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                                    arms={a: _arm(sweep, a) for a in arms}, speed_at=speed_at)
     plots = {"lr_sweep": str(plot_lr_sweep(
-        {a: {float(v): [sc if math.isfinite(sc) else None] for v, sc in summary["arms"][a]["grid"].items()}
+        {a: {float(v): [sc if math.isfinite(sc) else None] for v, sc in summary.arms[a].grid.items()}
          for a in arms},
         ctx.path("c2_lr_sweep.png"), title="C2: val error vs LR (mean over tuning seeds)", ylabel="val error (%)"))}
     curves = {f"{a} lr={sweep.chosen(a):g}": [r["train_curve"] for r in sweep.eval_runs(a)]
@@ -86,6 +78,16 @@ def run_generalization(cfg: Any, ctx: RunContext) -> Measurement:
                                           title="C2: training loss at each arm's chosen LR (eval seeds, band)",
                                           xlabel="step", ylabel="train loss"))
     return Measurement(arms={"runs": sweep.runs}, summary=summary, plots=plots, protocol=sweep.protocol.to_record())
+
+
+def _arm(sweep: SweepResult, arm: str) -> GeneralizationArm:
+    """An arm's :class:`ArmSummary` with its eval seeds' test accuracy and speed loss."""
+    ev = sweep.eval_runs(arm)
+    test_acc = [r["test_acc"] for r in ev]
+    loss = [r["train_loss_at_speed"] for r in ev]
+    return GeneralizationArm.extending(arm_summary(sweep, arm), test_acc=test_acc, train_loss_at_speed=loss,
+                                       test_acc_mean=_mean(test_acc), test_acc_sd=_sd(test_acc),
+                                       train_loss_at_speed_mean=_mean(loss))
 
 
 def _mean(xs: list[float | None]) -> float | None:

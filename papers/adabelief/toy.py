@@ -25,6 +25,7 @@ from common.results.plots import plot_lr_sweep, plot_trajectories_2d
 from common.results.protocol import Protocol, evaluate_arm, tune_arm
 from common.results.sweep import SweepResult, arm_summary
 from papers.adabelief.optimizers import optimizer_factory
+from papers.adabelief.verdicts import ToySummary
 
 BEALE_OPTIMUM = (3.0, 0.5)
 
@@ -117,9 +118,9 @@ def run_toy(cfg: Any, ctx: RunContext) -> Measurement:
     wins = sum(1 for lr in shared if _lt(by_lr["adabelief"][f"{lr:g}"], by_lr["adam"][f"{lr:g}"]))
     runs = list(toy.results.values())
     sweep = SweepResult(runs, protocol)
-    summary: dict[str, Any] = {"arms": {a: arm_summary(sweep, a) for a in cfg.arms}, "optimum": list(optimum),
-                               "steps": int(cfg.steps), "tuning_seeds": tune, "eval_seeds": ev,
-                               "equal_lr": by_lr, "shared_lrs": len(shared), "adabelief_closer_at": wins}
+    summary = ToySummary(tuning_seeds=tune, eval_seeds=ev, arms={a: arm_summary(sweep, a) for a in cfg.arms},
+                         optimum=list(optimum), steps=int(cfg.steps), equal_lr=by_lr, shared_lrs=len(shared),
+                         adabelief_closer_at=wins)
     best_paths = {f"{arm} lr={protocol.arms[arm].chosen:g}": toy.paths[(arm, protocol.arms[arm].chosen, tuple(ev))][0]
                   for arm in cfg.arms if protocol.arms[arm].chosen is not None}
     x0 = starts(tuple(cfg.start), float(cfg.jitter), ev)

@@ -11,6 +11,7 @@ from papers.riemannian_adam.verdicts import (
     R1_REL_GAP,
     R2_RETR_CONTRA,
     R2_RETR_MARGIN,
+    EmbeddingSummary,
     headline_loss,
     headline_map,
     judge_loss,
@@ -76,6 +77,7 @@ PAPER = Paper(
                  "lower at T/4; partially: one qualifies, or both without the T/4 condition; contradicted: both "
                  "are higher by > 2 SE (p < 0.05); else not reproduced. Protocol caps apply.",
             run=run_embedding,
+            summary_type=EmbeddingSummary,
             judge=judge_loss,
             headline=headline_loss,
             test=loss_test_record,
@@ -93,6 +95,7 @@ PAPER = Paper(
                  "MAP_RADAM - MAP_RSGD > 2 SE with paired p < 0.05; partially if higher; contradicted if lower by "
                  "> 2 SE; else not reproduced. Protocol caps apply.",
             run=run_embedding,
+            summary_type=EmbeddingSummary,
             judge=judge_map,
             headline=headline_map,
             test=map_test_record,

@@ -39,6 +39,7 @@ from common.results.sweep import SweepResult, arm_summary
 from papers.riemannian_adam.embedding import NegativeSampler, closure_loss, poincare_loss, reconstruction
 from papers.riemannian_adam.manifolds import PoincareBall, tag_manifold
 from papers.riemannian_adam.optim import RiemannianAdagrad, RiemannianAdam, RiemannianSGD
+from papers.riemannian_adam.verdicts import EmbeddingArm, EmbeddingSummary, LossSweep, MapArm, MapSweep
 
 OptimizerFactory = Any  # (params) -> torch.optim.Optimizer
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -262,19 +263,27 @@ def _map_metric(r: Mapping[str, Any]) -> float | None:
     return None if r["diverged"] or r["final_map"] is None else -r["final_map"]
 
 
-def _section(sweep: SweepResult, arms: list[str], ctx: RunContext, negate: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds), "arms": {}}
+def _arm(sweep: SweepResult, arm: str) -> EmbeddingArm:
+    """An arm's :class:`ArmSummary` with its eval runs' losses and MAPs, in seed order."""
+    runs = sorted(sweep.eval_runs(arm), key=lambda r: r["seed"])
+    return EmbeddingArm.extending(arm_summary(sweep, arm), quarter=[r["loss_at_quarter"] for r in runs],
+                                  losses=[r["final_train_loss"] for r in runs],
+                                  maps=[r["final_map"] for r in runs],
+                                  map_child=[r.get("final_map_child") for r in runs])
+
+
+def _loss_section(sweep: SweepResult, arms: list[str], ctx: RunContext) -> LossSweep:
+    return LossSweep(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                     arms={arm: _arm(sweep, arm) for arm in arms})
+
+
+def _map_section(sweep: SweepResult, arms: list[str], ctx: RunContext) -> MapSweep:
+    """R2 selects on -MAP (the protocol minimises); keep MAP readable beside it (``grid_map``)."""
+    out: dict[str, MapArm] = {}
     for arm in arms:
-        s = arm_summary(sweep, arm)
-        runs = sorted(sweep.eval_runs(arm), key=lambda r: r["seed"])
-        s["quarter"] = [r["loss_at_quarter"] for r in runs]
-        s["losses"] = [r["final_train_loss"] for r in runs]
-        s["maps"] = [r["final_map"] for r in runs]
-        s["map_child"] = [r.get("final_map_child") for r in runs]
-        if negate:  # R2 selects on -MAP (the protocol minimises); keep MAP readable beside it
-            s["grid_map"] = {k: (-v if math.isfinite(v) else None) for k, v in s["grid"].items()}
-        out["arms"][arm] = s
-    return out
+        a = _arm(sweep, arm)
+        out[arm] = MapArm.extending(a, grid_map={k: (-v if math.isfinite(v) else None) for k, v in a.grid.items()})
+    return MapSweep(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds), arms=out)
 
 
 def _pool_run(task: tuple[str, float, int]) -> tuple[tuple[str, float, int], dict[str, Any]]:
@@ -355,11 +364,9 @@ def run_embedding(cfg: Any, ctx: RunContext) -> Measurement:
                 f"setting {exp.update}; arms {arms}; {workers} worker(s)")
         by_loss = _sweep(ctx, exp, arms, grids, _loss_metric, "full-closure train loss", "loss-", workers)
         by_map = _sweep(ctx, exp, arms, grids, _map_metric, "negative MAP", "map-", workers)
-        summary: dict[str, Any] = {
-            "hierarchy": str(cfg.data.hierarchy), "nodes": exp.h.n, "edges": len(exp.h.edges),
-            "setting": exp.update, "epochs": int(cfg.epochs), "judged": list(cfg.judged),
-            "r1": _section(by_loss, arms, ctx, negate=False), "r2": _section(by_map, arms, ctx, negate=True),
-        }
+        summary = EmbeddingSummary(hierarchy=str(cfg.data.hierarchy), nodes=exp.h.n, edges=len(exp.h.edges),
+                                   setting=exp.update, epochs=int(cfg.epochs), judged=list(cfg.judged),
+                                   r1=_loss_section(by_loss, arms, ctx), r2=_map_section(by_map, arms, ctx))
         plots = _plots(cfg, ctx, exp, by_loss, by_map, arms)
         protocol = by_loss.protocol.to_record()
         protocol["selection"] = ("R1: mean final full-closure train loss over tuning seeds; R2: mean final MAP over "

@@ -3,7 +3,14 @@ tuning and too few seeds, every branch reachable."""
 
 import pytest
 
-from papers.adabelief.verdicts import judge_generalization, judge_toy
+from common.results.sweep import ArmSummary
+from papers.adabelief.verdicts import (
+    GeneralizationArm,
+    GeneralizationSummary,
+    ToySummary,
+    judge_generalization,
+    judge_toy,
+)
 from papers.adabelief.verdicts import test_generalization as generalization_test_record
 from papers.adabelief.verdicts import test_toy as toy_test_record
 
@@ -11,21 +18,22 @@ TUNE, EVAL = [1000, 1001], [0, 1, 2, 3, 4]
 JITTER = (0.0, 0.01, -0.01, 0.02, -0.02)
 
 
-def _arm(finals, lr=1e-3, bracketed=True, **extra):
+def _arm(finals, lr=1e-3, bracketed=True) -> ArmSummary:
     finite = [x for x in finals if x is not None]
     mean = sum(finite) / len(finite) if finite else None
-    return {"lr": lr if finite else None, "bracketed": bracketed,
-            "unbracketed_edge": None if bracketed else "high", "extensions": {"low": 0, "high": 0}, "grid": {},
-            "finals": list(finals), "mean": mean, "sd": 0.01, "se": 0.005, "diverged": 0, "n": len(finals), **extra}
+    return ArmSummary(lr=lr if finite else None, bracketed=bracketed,
+                      unbracketed_edge=None if bracketed else "high", extensions={"low": 0, "high": 0}, grid={},
+                      finals=list(finals), mean=mean, sd=0.01, se=0.005, diverged=0, n=len(finals))
 
 
 def _toy(ab, adam, sgd, wins=2, *, adam_bracketed=True, ab_bracketed=True, tune=TUNE):
     def finals(d, sign):
         return [None] * 5 if d is None else [d * (1 + sign * j) for j in JITTER]
-    return {"arms": {"adabelief": _arm(finals(ab, 1), bracketed=ab_bracketed),
-                     "adam": _arm(finals(adam, -1), bracketed=adam_bracketed),
-                     "sgd": _arm(finals(sgd, 1), lr=1e-4)},
-            "adabelief_closer_at": wins, "shared_lrs": 6, "steps": 1000, "tuning_seeds": tune, "eval_seeds": EVAL}
+    return ToySummary(arms={"adabelief": _arm(finals(ab, 1), bracketed=ab_bracketed),
+                            "adam": _arm(finals(adam, -1), bracketed=adam_bracketed),
+                            "sgd": _arm(finals(sgd, 1), lr=1e-4)},
+                      adabelief_closer_at=wins, shared_lrs=6, steps=1000, tuning_seeds=tune, eval_seeds=EVAL,
+                      optimum=[3.0, 0.5], equal_lr={})
 
 
 @pytest.mark.parametrize("args,status", [
@@ -60,12 +68,12 @@ def _gen(ab_acc, ab_loss, adam_acc, adam_loss, sgd_acc, *, bracketed=True, tune=
     def arm(acc, loss, k):
         accs = [acc + 0.05 * j * k for j in range(-2, 3)]
         losses = [loss * (1 + 0.01 * j * k) for j in range(-2, 3)]
-        a = _arm([100 - x for x in accs], bracketed=bracketed, test_acc=accs, train_loss_at_speed=losses)
-        a["test_acc_mean"], a["train_loss_at_speed_mean"], a["test_acc_sd"] = acc, loss, 0.08
-        return a
-    return {"arms": {"adabelief": arm(ab_acc, ab_loss, 1), "adam": arm(adam_acc, adam_loss, -1),
-                     "sgd": arm(sgd_acc, 0.5, 1)},
-            "speed_at": 0.5, "tuning_seeds": tune, "eval_seeds": EVAL}
+        return GeneralizationArm.extending(_arm([100 - x for x in accs], bracketed=bracketed), test_acc=accs,
+                                           train_loss_at_speed=losses, test_acc_mean=acc, test_acc_sd=0.08,
+                                           train_loss_at_speed_mean=loss)
+    return GeneralizationSummary(arms={"adabelief": arm(ab_acc, ab_loss, 1), "adam": arm(adam_acc, adam_loss, -1),
+                                       "sgd": arm(sgd_acc, 0.5, 1)},
+                                 speed_at=0.5, tuning_seeds=tune, eval_seeds=EVAL)
 
 
 @pytest.mark.parametrize("args,status", [
@@ -94,7 +102,7 @@ def test_generalization_caps_and_test_record():
 
 def test_generalization_diverged_eval_run_is_a_check_and_inconclusive_when_an_arm_failed_everywhere():
     s = _gen(90.0, 0.3, 89.5, 0.3, 90.1)
-    s["arms"]["adam"]["diverged"] = 1
+    s.arms["adam"].diverged = 1
     assert judge_generalization(s).checks["eval_runs_diverged"] == 1
-    s["arms"]["adam"]["lr"] = None
+    s.arms["adam"].lr = None
     assert judge_generalization(s).status == "inconclusive"
