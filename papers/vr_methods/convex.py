@@ -28,6 +28,7 @@ from common.results.paper import Measurement
 from common.results.plots import plot_curves
 from common.results.sweep import SweepResult, arm_summary, protocol_sweep
 from papers.vr_methods.svrg import SVRG
+from papers.vr_methods.verdicts import ConvexArm, ConvexSummary
 
 Problem = tuple[torch.Tensor, torch.Tensor, float]
 
@@ -184,16 +185,15 @@ def run_convex(cfg: Any, ctx: RunContext) -> Measurement:
     for r in runs:
         r["subopt_curve"] = [(x, f - lowest) for x, f in r["curve"]]
         r["final_subopt"] = r["final_loss"] - lowest if not r["diverged"] else None
-    summary: dict[str, Any] = {"tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds),
-                               "arms": {a: arm_summary(sweep, a) for a in ("svrg", "sgd")},
-                               "f_star": f_star, "f_star_grad_norm": grad_norm, "f_star_used": lowest,
-                               "f_star_lowered_by": f_star - lowest, "lam": problem[2], "n": len(problem[1]),
-                               "passes": budget}
+    arms = {}
     for a in ("svrg", "sgd"):  # every eval run's suboptimality, from the lowest value seen (f* unless a run beat it)
         finals = [r["final_subopt"] for r in sweep.eval_runs(a)]
-        summary["arms"][a]["subopt"] = [math.inf if v is None else v for v in finals]
+        arms[a] = ConvexArm.extending(arm_summary(sweep, a), subopt=[math.inf if v is None else v for v in finals])
         if lowest < f_star:
-            summary["arms"][a]["finals"] = [math.inf if v is None else log10_subopt(v) for v in finals]
+            arms[a].finals = [math.inf if v is None else log10_subopt(v) for v in finals]
+    summary = ConvexSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds), arms=arms,
+                            f_star=f_star, f_star_grad_norm=grad_norm, f_star_used=lowest,
+                            f_star_lowered_by=f_star - lowest, lam=problem[2], n=len(problem[1]), passes=budget)
     return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(sweep, ctx),
                        protocol=sweep.protocol.to_record())
 

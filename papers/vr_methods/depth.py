@@ -46,6 +46,7 @@ from common.results.plots import plot_curves
 from common.results.protocol import no_tuning
 from papers.vr_methods.batchnorm import frozen_batchnorm_stats
 from papers.vr_methods.variance import variance_metrics
+from papers.vr_methods.verdicts import DepthSummary, Network
 
 # dvr's ratio-plot networks (reproduce/reproduce_ratio_plots.py @3a5031d; problems.py builds them): name ->
 # (depth in weight layers along the longest path, the ordering key; model spec for build_classifier).
@@ -215,20 +216,22 @@ def _run_family(cfg: Any, ctx: RunContext, x: torch.Tensor, y: torch.Tensor) -> 
     names = [name for name, _, _ in members]
     summary = summarize(runs, names, int(cfg.epochs) - 1, key="network")
     shape = SimpleNamespace(num_classes=int(y.max()) + 1, in_channels=x.shape[1], image_size=x.shape[-1])
-    summary["networks"] = [{"name": name, "depth": depth, "model": spec,
-                            "params": sum(p.numel() for p in build_classifier(spec, shape).parameters())}
-                           for name, depth, spec in members]
+    summary.networks = [Network(name=name, depth=depth, model=spec,
+                                params=sum(p.numel() for p in build_classifier(spec, shape).parameters()))
+                        for name, depth, spec in members]
     return Measurement(arms={"runs": runs}, summary=summary, plots=_plots(runs, names, ctx, key="network"),
                        protocol=no_tuning(f"a diagnostic at the paper's fixed SGD settings (lr {float(cfg.lr):g}): "
                                           "the variance ratio of two estimators along one SGD trajectory per "
                                           "network, no arms to tune"))
 
 
-def summarize(runs: list[dict[str, Any]], depths: list[Any], epoch: int, key: str = "depth") -> dict[str, Any]:
+def summarize(runs: list[dict[str, Any]], depths: list[Any], epoch: int, key: str = "depth") -> DepthSummary:
     """Seed-mean ratio per arm at every probe point of ``epoch`` (the verdict reads the last point). Arms are
-    ``depths`` (MLP depths, or network names with ``key="network"``), shallow to deep; ``s["depths"]`` keeps
+    ``depths`` (MLP depths, or network names with ``key="network"``), shallow to deep; ``depths`` keeps
     that order for the judge."""
-    s: dict[str, Any] = {"epoch": epoch, "ratio": {}, "ratio_sd": {}, "by_fraction": {}}
+    ratio: dict[str, float | None] = {}
+    ratio_sd: dict[str, float] = {}
+    by_fraction: dict[str, dict[str, float]] = {}
     for depth in depths:
         mine = [r for r in runs if r[key] == depth]
         table: dict[str, list[float]] = {}
@@ -236,15 +239,15 @@ def summarize(runs: list[dict[str, Any]], depths: list[Any], epoch: int, key: st
             for p in r["probes"]:
                 if p["epoch"] == epoch and p["ratio"] is not None:
                     table.setdefault(f"{p['fraction']:.2f}", []).append(p["ratio"])
-        s["by_fraction"][str(depth)] = {k: statistics.fmean(v) for k, v in sorted(table.items())}
+        by_fraction[str(depth)] = {k: statistics.fmean(v) for k, v in sorted(table.items())}
         last = [next(p["ratio"] for p in reversed(r["probes"]) if p["epoch"] == epoch) for r in mine]
         last = [v for v in last if v is not None]
-        s["ratio"][str(depth)] = statistics.fmean(last) if last else None
-        s["ratio_sd"][str(depth)] = statistics.stdev(last) if len(last) > 1 else 0.0
-    vals = [s["ratio"][str(d)] for d in depths]
-    s["depths"] = depths
-    s["monotone"] = all(a is not None and b is not None and a <= b for a, b in zip(vals, vals[1:], strict=False))
-    return s
+        ratio[str(depth)] = statistics.fmean(last) if last else None
+        ratio_sd[str(depth)] = statistics.stdev(last) if len(last) > 1 else 0.0
+    vals = [ratio[str(d)] for d in depths]
+    monotone = all(a is not None and b is not None and a <= b for a, b in zip(vals, vals[1:], strict=False))
+    return DepthSummary(epoch=epoch, ratio=ratio, ratio_sd=ratio_sd, by_fraction=by_fraction, depths=depths,
+                        monotone=monotone)
 
 
 def _plots(runs: list[dict[str, Any]], depths: list[Any], ctx: RunContext, key: str = "depth") -> dict[str, str]:

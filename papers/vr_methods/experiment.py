@@ -34,12 +34,13 @@ from common.results.context import RunContext
 from common.results.paper import Measurement
 from common.results.plots import plot_curves, plot_lr_sweep
 from common.results.protocol import ratio_estimate, steps_to_target, tune_arm
-from common.results.sweep import SweepResult, arm_summary, full_grid, protocol_sweep
+from common.results.sweep import ShortRuns, SweepResult, arm_summary, full_grid, protocol_sweep
 from papers.vr_methods.cluster_momentum import ClusterMomentum
 from papers.vr_methods.data import VRFashionMNIST
 from papers.vr_methods.lit import EstimatorErrorProbe, TrainLossProbe, VarianceProbe, VRClassifier, chunks
 from papers.vr_methods.storm import STORM
 from papers.vr_methods.svrg import SVRG
+from papers.vr_methods.verdicts import AlphaSvrgSummary, ClusterSummary, StormArm, StormSummary
 
 
 def geometric_widths(in_features: int, num_classes: int, layers: int) -> list[int]:
@@ -184,11 +185,6 @@ def _sweep(cfg: Any, ctx: RunContext, runs: Runs, metric: Any, metric_name: str)
                           max_extensions=int(cfg.get("max_extensions", 2)))
 
 
-def _base_summary(ctx: RunContext, sweep: SweepResult, arms: list[str]) -> dict[str, Any]:
-    return {"tuning_seeds": list(ctx.tuning_seeds), "eval_seeds": list(ctx.seeds),
-            "arms": {a: arm_summary(sweep, a) for a in arms}}
-
-
 def _eval_curves_plot(sweep: SweepResult, arms: list[str], key: str, path: Any, title: str, ylabel: str,
                       logy: bool = True) -> str:
     curves = {f"{a} lr={sweep.chosen(a):g}": [r[key] for r in sweep.eval_runs(a) if r.get(key)]
@@ -211,19 +207,20 @@ def run_alpha_svrg(cfg: Any, ctx: RunContext) -> Measurement:
     runs = Runs(cfg, ctx, "a3")
     sweep = _sweep(cfg, ctx, runs, _final_loss, "full-pass train loss")
     arms = list(cfg.arms)
-    s = _base_summary(ctx, sweep, arms)
     first = {a: next((r for r in sweep.eval_runs(a) if r["seed"] == ctx.seeds[0] and r.get("variance")), None)
              for a in arms}
-    s["variance_seed0"] = {a: r["variance"] for a, r in first.items() if r}
+    s = AlphaSvrgSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                         arms={a: arm_summary(sweep, a) for a in arms},
+                         variance_seed0={a: r["variance"] for a, r in first.items() if r})
     plots = {"train_loss": _eval_curves_plot(sweep, arms, "loss_curve", ctx.path("a3_train_loss.png"),
                                              "A3: full-pass train loss at each arm's tuned lr (eval seeds, band)",
                                              "train loss"),
              "lr_sweep": _tuning_plot(sweep, arms, ctx.path("a3_lr_sweep.png"),
                                       "A3: final train loss vs lr (mean over tuning seeds)", "final train loss")}
-    if s["variance_seed0"]:
+    if s.variance_seed0:
         plots["gradient_variance"] = str(plot_curves(
             {f"{a} lr={sweep.chosen(a):g}": [[(p["step"], p["total_variance"]) for p in v]]
-             for a, v in s["variance_seed0"].items()}, ctx.path("a3_gradient_variance.png"), logy=True,
+             for a, v in s.variance_seed0.items()}, ctx.path("a3_gradient_variance.png"), logy=True,
             title=f"A3: total variance of each arm's gradient estimate (eval seed {ctx.seeds[0]}, tuned lr)",
             xlabel="step", ylabel="Σ_k Var(g_k)"))
     return Measurement(arms={"runs": sweep.runs}, summary=s, plots=plots, protocol=sweep.protocol.to_record())
@@ -242,19 +239,20 @@ def run_storm(cfg: Any, ctx: RunContext) -> Measurement:
     runs = Runs(cfg, ctx, "a4", keys)
     equal_lrs = [float(v) for v in cfg.equal_lrs]
     grid_runs = full_grid(ctx, arms, equal_lrs, runs)
-    per_lr: dict[str, Any] = {}
+    per_lr: dict[str, dict[str, list[float | None]]] = {}
     for lr in equal_lrs:
-        entry: dict[str, Any] = {}
+        entry: dict[str, list[float | None]] = {}
         for a in arms:
             mine = sorted((r for r in grid_runs if r["arm"] == a and r["lr"] == lr), key=lambda r: r["seed"])
             entry[a] = [_mean_error(r) for r in mine]
             entry[f"{a}_final_loss"] = [_final_loss(r) for r in mine]
         per_lr[f"{lr:g}"] = entry
     sweep = _sweep(cfg, ctx, runs, _final_loss, "full-pass train loss")
-    s = _base_summary(ctx, sweep, arms)
-    s["equal_lr"] = per_lr
-    for a in arms:
-        s["arms"][a]["mean_error"] = [_mean_error(r) for r in sweep.eval_runs(a)]
+    s = StormSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                     arms={a: StormArm.extending(arm_summary(sweep, a),
+                                                 mean_error=[_mean_error(r) for r in sweep.eval_runs(a)])
+                           for a in arms},
+                     equal_lr=per_lr)
     for r in grid_runs:
         r["phase"] = "equal-lr"
     plots = {"estimator_error": _eval_curves_plot(sweep, arms, "error_curve", ctx.path("a4_estimator_error.png"),
@@ -298,21 +296,21 @@ def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
         return {**runner(arm, lr, seed, label), "label_noise": float(cfg.arms[arm].get("label_noise", 0.0))}
 
     sweep = _sweep(cfg, ctx, run, _a5_metric, "train loss (clean arms) / minus val accuracy (noisy arms)")
-    s = _base_summary(ctx, sweep, arms)
     noisy = [a for a in arms if cfg.arms[a].get("label_noise")]
-    s["test_acc"] = {a: [r["test_acc"] for r in sweep.eval_runs(a)] for a in noisy}
     claim = cfg.step_claim
     method, f = str(claim.method), float(claim.f)
     all_runs = list(sweep.runs)
     short, extra = _fraction_runs(cfg, ctx, sweep, run, method, f)
-    s["short"] = {method: short}
     all_runs += extra
-    target = s["arms"][str(claim.baseline)]["mean"]
-    if target is not None and short.get("fractions"):
-        fr = {float(k): v for k, v in short["fractions"].items()}
+    s = ClusterSummary(tuning_seeds=list(ctx.tuning_seeds), eval_seeds=list(ctx.seeds),
+                       arms={a: arm_summary(sweep, a) for a in arms}, short={method: short},
+                       test_acc={a: [r["test_acc"] for r in sweep.eval_runs(a)] for a in noisy})
+    target = s.arms[str(claim.baseline)].mean
+    if target is not None and short.fractions:
+        fr = {float(k): v for k, v in short.fractions.items()}
         per_seed = [steps_to_target({g: (v[i] if v[i] is not None else math.inf) for g, v in fr.items()}, target)
                     for i in range(len(ctx.seeds))]
-        short["ratio"] = ratio_estimate(per_seed)
+        short.ratio = ratio_estimate(per_seed)
     clean = [a for a in arms if a not in noisy]
     plots = {"train_loss": _eval_curves_plot(sweep, clean, "loss_curve", ctx.path("a5_train_loss.png"),
                                              "A5: full-pass train loss, clean labels, tuned lr (eval seeds, band)",
@@ -321,19 +319,19 @@ def run_cluster(cfg: Any, ctx: RunContext) -> Measurement:
                                       "A5: clean val accuracy vs lr, 30% label noise (mean over tuning seeds)",
                                       "val accuracy (%)", sign=-1.0)}
     protocol = sweep.protocol.to_record()
-    protocol["step_claims"] = {method: {k: v for k, v in short.items() if k != "finals"}}
+    protocol["step_claims"] = {method: {k: v for k, v in short.to_record().items() if k != "finals"}}
     return Measurement(arms={"runs": all_runs}, summary=s, plots=plots, protocol=protocol)
 
 
 def _fraction_runs(cfg: Any, ctx: RunContext, sweep: SweepResult, run: Any, method: str,
-                   f: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                   f: float) -> tuple[ShortRuns, list[dict[str, Any]]]:
     """P8's f*T runs for a constant-lr arm: the candidates lr and 2*lr (the T-tuned lr and twice it) scored on the
     tuning seeds by the loss after f*T updates, the chosen one on the eval seeds; also the loss at the other
     measured fractions (the ratio estimate)."""
     lr = sweep.chosen(method)
     steps = int(next(r["steps"] for r in sweep.runs))
     if lr is None:
-        return {"f": f, "lr": None, "finals": [None] * len(ctx.seeds)}, []
+        return ShortRuns(f=f, lr=None, finals=[None] * len(ctx.seeds)), []
     f_step = round(f * steps)
     runs: list[dict[str, Any]] = []
 
@@ -352,10 +350,10 @@ def _fraction_runs(cfg: Any, ctx: RunContext, sweep: SweepResult, run: Any, meth
     by_fraction = {g: [loss_at(r, round(g * steps)) for r in ev_runs] for g in fractions}
     finals = by_fraction[f]
     ok = [v for v in finals if v is not None]
-    out = {"f": f, "steps": f_step, "T": steps, "lr": chosen,
-           "candidates": {f"{x:g}": choice.score(x) for x in choice.grid},
-           "finals": finals, "mean": statistics.fmean(ok) if ok else None,
-           "se": statistics.stdev(ok) / math.sqrt(len(ok)) if len(ok) > 1 else None,
-           "diverged": len(finals) - len(ok),
-           "fractions": {f"{g:g}": v for g, v in by_fraction.items()}}
+    out = ShortRuns(f=f, steps=f_step, T=steps, lr=chosen,
+                    candidates={f"{x:g}": choice.score(x) for x in choice.grid},
+                    finals=finals, mean=statistics.fmean(ok) if ok else None,
+                    se=statistics.stdev(ok) / math.sqrt(len(ok)) if len(ok) > 1 else None,
+                    diverged=len(finals) - len(ok),
+                    fractions={f"{g:g}": v for g, v in by_fraction.items()})
     return out, runs + ev_runs

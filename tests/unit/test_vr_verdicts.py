@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
+from common.results.sweep import ArmSummary, ShortRuns
 from papers.vr_methods import PAPER
 from papers.vr_methods import verdicts as v
 
@@ -14,13 +16,13 @@ SEEDS = {"tuning_seeds": [1000, 1001], "eval_seeds": [0, 1, 2]}
 JITTER = (0.0, 0.01, -0.01)
 
 
-def _arm(finals: list[float], lr: float = 0.1, bracketed: bool = True) -> dict:
+def _arm(finals: list[float], lr: float = 0.1, bracketed: bool = True) -> ArmSummary:
     ok = [x for x in finals if math.isfinite(x)]
     mean = sum(ok) / len(ok) if ok else None
     sd = (sum((x - mean) ** 2 for x in ok) / (len(ok) - 1)) ** 0.5 if len(ok) > 1 else 0.0
-    return {"lr": lr, "bracketed": bracketed, "unbracketed_edge": None if bracketed else "high",
-            "extensions": {"low": 0, "high": 0}, "grid": {}, "finals": finals, "mean": mean, "sd": sd,
-            "se": sd / len(ok) ** 0.5 if ok else None, "diverged": len(finals) - len(ok), "n": len(finals)}
+    return ArmSummary(lr=lr, bracketed=bracketed, unbracketed_edge=None if bracketed else "high",
+                      extensions={"low": 0, "high": 0}, grid={}, finals=list(finals), mean=mean, sd=sd,
+                      se=sd / len(ok) ** 0.5 if ok else None, diverged=len(finals) - len(ok), n=len(finals))
 
 
 def _around(x: float, scale: float = 1.0) -> list[float]:
@@ -28,12 +30,15 @@ def _around(x: float, scale: float = 1.0) -> list[float]:
 
 
 # ---- A1 ----------------------------------------------------------------------------------------------------------
-def _a1(svrg: list[float], sgd: list[float], **kw: bool) -> dict:
+def _a1(svrg: list[float], sgd: list[float], **kw: bool) -> v.ConvexSummary:
     """Eval finals are log10 suboptimality (the tuned metric); ``subopt`` the suboptimality itself."""
-    arms = {"svrg": _arm([math.log10(x) for x in svrg], 1.0, kw.get("svrg_b", True)),
-            "sgd": _arm([math.log10(x) for x in sgd], 0.25, kw.get("sgd_b", True))}
-    arms["svrg"]["subopt"], arms["sgd"]["subopt"] = svrg, sgd
-    return {**SEEDS, "eval_seeds": list(range(len(svrg))), "passes": 12, "f_star_grad_norm": 1e-9, "arms": arms}
+    arms = {"svrg": v.ConvexArm.extending(_arm([math.log10(x) for x in svrg], 1.0, kw.get("svrg_b", True)),
+                                          subopt=svrg),
+            "sgd": v.ConvexArm.extending(_arm([math.log10(x) for x in sgd], 0.25, kw.get("sgd_b", True)),
+                                         subopt=sgd)}
+    return v.ConvexSummary(tuning_seeds=SEEDS["tuning_seeds"], eval_seeds=list(range(len(svrg))), arms=arms,
+                           f_star=1.1, f_star_grad_norm=1e-9, f_star_used=1.1, f_star_lowered_by=0.0, lam=1e-3,
+                           n=1000, passes=12)
 
 
 @pytest.mark.parametrize("svrg,sgd,status", [
@@ -56,17 +61,17 @@ def test_a1_caps_a_win_over_an_unbracketed_sgd_and_a_loss_of_an_unbracketed_svrg
 
 
 def test_a1_with_one_tuning_seed_is_capped_as_too_few_seeds() -> None:
-    s = {**_a1([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4]), "tuning_seeds": [1000]}
+    s = dataclasses.replace(_a1([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4]), tuning_seeds=[1000])
     verdict = v.judge_convex(s)
     assert verdict.status == "inconclusive" and verdict.cap.startswith("too few seeds")
 
 
 # ---- A2 (no tuning) ----------------------------------------------------------------------------------------------
-def _a2(r0: float, r8: float, mid: float) -> dict:
-    ratios = {"0": r0, "2": mid, "8": r8}
+def _a2(r0: float, r8: float, mid: float) -> v.DepthSummary:
+    ratios: dict[str, float | None] = {"0": r0, "2": mid, "8": r8}
     vals = [r0, mid, r8]
-    return {"epoch": 2, "depths": [0, 2, 8], "ratio": ratios, "ratio_sd": dict.fromkeys(ratios, 0.01),
-            "monotone": all(a <= b for a, b in zip(vals, vals[1:], strict=False))}
+    return v.DepthSummary(epoch=2, depths=[0, 2, 8], ratio=ratios, ratio_sd=dict.fromkeys(ratios, 0.01),
+                          by_fraction={}, monotone=all(a <= b for a, b in zip(vals, vals[1:], strict=False)))
 
 
 @pytest.mark.parametrize("r0,mid,r8,status", [(0.1, 0.3, 0.8, "reproduced"), (0.1, 0.3, 0.5, "partially reproduced"),
@@ -78,9 +83,10 @@ def test_a2(r0: float, mid: float, r8: float, status: str) -> None:
 
 
 # ---- A3 ----------------------------------------------------------------------------------------------------------
-def _a3(base: float, svrg: float, alpha: float, svrg_b: bool = True, base_b: bool = True) -> dict:
-    return {**SEEDS, "arms": {"baseline": _arm(_around(base), 4e-3, base_b), "svrg": _arm(_around(svrg), 4e-3, svrg_b),
-                              "alpha_svrg": _arm(_around(alpha, 0.5), 4e-3)}}
+def _a3(base: float, svrg: float, alpha: float, svrg_b: bool = True, base_b: bool = True) -> v.AlphaSvrgSummary:
+    return v.AlphaSvrgSummary(**SEEDS, arms={"baseline": _arm(_around(base), 4e-3, base_b),
+                                             "svrg": _arm(_around(svrg), 4e-3, svrg_b),
+                                             "alpha_svrg": _arm(_around(alpha, 0.5), 4e-3)}, variance_seed0={})
 
 
 @pytest.mark.parametrize("svrg,alpha,status", [(0.6, 0.4, "reproduced"), (0.45, 0.4, "partially reproduced"),
@@ -106,13 +112,14 @@ def test_a3_paper_column_names_the_datasets_where_svrg_lowers_or_ties() -> None:
 
 
 # ---- A4 ----------------------------------------------------------------------------------------------------------
-def _a4(ratio: float | None, loss_gap: float = 0.0, storm_b: bool = True, zero: bool = False) -> dict:
+def _a4(ratio: float | None, loss_gap: float = 0.0, storm_b: bool = True, zero: bool = False) -> v.StormSummary:
     mom = [1.0, 1.2, 0.9]
     storm = [0.0, 0.0, 0.0] if zero else [m * ratio * (1 + j) for m, j in zip(mom, JITTER, strict=True)]
     mom = [0.0, 0.0, 0.0] if zero else mom
-    return {**SEEDS, "equal_lr": {"0.05": {"storm": storm, "momentum": mom},
-                                  "0.2": {"storm": [None, 1.0, 1.0], "momentum": [1.0, 1.0, 1.0]}},
-            "arms": {"storm": _arm(_around(0.5 + loss_gap), 0.05, storm_b), "momentum": _arm(_around(0.5), 0.1)}}
+    arms = {"storm": _arm(_around(0.5 + loss_gap), 0.05, storm_b), "momentum": _arm(_around(0.5), 0.1)}
+    return v.StormSummary(**SEEDS, equal_lr={"0.05": {"storm": storm, "momentum": mom},
+                                             "0.2": {"storm": [None, 1.0, 1.0], "momentum": [1.0, 1.0, 1.0]}},
+                          arms={a: v.StormArm.extending(x, mean_error=[]) for a, x in arms.items()})
 
 
 @pytest.mark.parametrize("ratio,gap,status", [(0.3, 0.0, "reproduced"), (0.3, 0.1, "partially reproduced"),
@@ -143,13 +150,13 @@ def test_a4_a_worse_loss_of_an_unbracketed_storm_is_capped() -> None:
 
 
 # ---- A5 ----------------------------------------------------------------------------------------------------------
-def _a5(k10_fT: float, k10_T: float, k1_T: float, acc10: float, acc1: float) -> dict:
+def _a5(k10_fT: float, k10_T: float, k1_T: float, acc10: float, acc1: float) -> v.ClusterSummary:
     fT = _around(k10_fT)
-    return {**SEEDS, "arms": {"k1_clean": _arm(_around(k1_T), 0.05), "k10_clean": _arm(_around(k10_T), 0.05),
-                              "k1_noisy": _arm(_around(-80.0), 0.05), "k10_noisy": _arm(_around(-80.0), 0.05)},
-            "test_acc": {"k10_noisy": _around(acc10, 5.0), "k1_noisy": _around(acc1)},
-            "short": {"k10_clean": {"f": 0.8, "lr": 0.05, "finals": fT, "mean": sum(fT) / 3, "diverged": 0,
-                                    "ratio": None}}}
+    return v.ClusterSummary(
+        **SEEDS, arms={"k1_clean": _arm(_around(k1_T), 0.05), "k10_clean": _arm(_around(k10_T), 0.05),
+                       "k1_noisy": _arm(_around(-80.0), 0.05), "k10_noisy": _arm(_around(-80.0), 0.05)},
+        test_acc={"k10_noisy": _around(acc10, 5.0), "k1_noisy": _around(acc1)},
+        short={"k10_clean": ShortRuns(f=0.8, lr=0.05, finals=fT, mean=sum(fT) / 3, diverged=0, ratio=None)})
 
 
 @pytest.mark.parametrize("k10_fT,k10_T,acc10,status", [
@@ -159,7 +166,7 @@ def _a5(k10_fT: float, k10_T: float, k1_T: float, acc10: float, acc1: float) -> 
 def test_a5(k10_fT: float, k10_T: float, acc10: float, status: str) -> None:
     s = _a5(k10_fT, k10_T, 0.4, acc10, 81.0 if status != "not reproduced" else 80.5)
     if status == "contradicted":
-        s["test_acc"]["k10_noisy"] = _around(70.0)
+        s.test_acc["k10_noisy"] = _around(70.0)
     assert v.judge_cluster(s).status == status
     assert "our reconstruction" in PAPER.claim("a5").headline(s)
     assert PAPER.claim("a5").test(s)["clean"]["kind"] == "steps-at-fT"
@@ -168,7 +175,7 @@ def test_a5(k10_fT: float, k10_T: float, acc10: float, status: str) -> None:
 def test_a5_reports_the_caps_of_both_parts() -> None:
     s = _a5(0.6, 0.55, 0.4, 70.0, 81.0)  # both parts contradicted: a loss of K=10 on clean and noisy labels
     assert v.judge_cluster(s).status == "contradicted"
-    s["arms"]["k10_clean"]["bracketed"] = s["arms"]["k10_noisy"]["bracketed"] = False
+    s.arms["k10_clean"].bracketed = s.arms["k10_noisy"].bracketed = False
     verdict = v.judge_cluster(s)
     assert verdict.status == "inconclusive"
     assert verdict.cap == "method not bracketed (k10_clean); method not bracketed (k10_noisy)"
@@ -187,12 +194,32 @@ def test_every_claim_cites_its_own_paper() -> None:
 
 def test_arms_that_diverged_everywhere_are_inconclusive() -> None:
     dead = _arm([math.inf] * 3, 0.1)
-    dead["lr"] = None
-    assert v.judge_convex({**_a1([1e-13] * 3, [1e-4] * 3), "arms": {"svrg": dead, "sgd": dead}}).status == \
-        "inconclusive"
+    dead.lr = None
+    dead_convex = v.ConvexArm.extending(dead, subopt=[math.inf] * 3)
+    s1 = dataclasses.replace(_a1([1e-13] * 3, [1e-4] * 3), arms={"svrg": dead_convex, "sgd": dead_convex})
+    assert v.judge_convex(s1).status == "inconclusive"
     s3 = _a3(0.5, 0.6, 0.4)
-    s3["arms"]["svrg"] = dead
+    s3.arms["svrg"] = dead
     assert v.judge_alpha_svrg(s3).status == "inconclusive"
     s5 = _a5(0.35, 0.3, 0.4, 82.0, 81.0)
-    s5["arms"]["k1_noisy"] = dead
+    s5.arms["k1_noisy"] = dead
     assert v.judge_cluster(s5).status == "inconclusive"
+
+
+@pytest.mark.parametrize("claim,summary", [
+    ("a1", _a1([1e-13, 3e-13, 2e-13], [3e-4, 2e-4, 4e-4])), ("a2", _a2(0.1, 0.8, 0.3)), ("a3", _a3(0.5, 0.6, 0.4)),
+    ("a4", _a4(0.3)), ("a5", _a5(0.35, 0.3, 0.4, 82.0, 81.0))])
+def test_a_summary_judges_the_same_read_back_from_its_record(claim: str, summary: object) -> None:
+    c = PAPER.claim(claim)
+    plain = summary.to_record()
+    assert c.summary_type.from_record(plain) == summary
+    assert c.judge(plain).to_dict() == c.judge(summary).to_dict() and c.headline(plain) == c.headline(summary)
+
+
+def test_a2_networks_are_recorded_only_for_a_model_family() -> None:
+    s = _a2(0.1, 0.8, 0.3)
+    assert "networks" not in s.to_record()
+    s.networks = [v.Network(name="lenet", depth=5, model={"kind": "lenet"}, params=44_878)]
+    back = v.DepthSummary.from_record(s.to_record())
+    assert back.networks == s.networks and PAPER.claim("a2").headline(back).startswith(
+        "SVRG/SGD variance ratio at the end of epoch 2, shallow to deep")
