@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from common.results.summary import Summary
 from common.results.verdict import Verdict
 
 
@@ -16,7 +17,7 @@ class Measurement:
     """What a claim's experiment measured: per-arm per-seed results, a summary and plot files."""
 
     arms: dict[str, Any]
-    summary: Any  # a dict, or a typed ``common.results.summary.Summary``
+    summary: Summary  # the claim's ``summary_type``
     plots: dict[str, str] = field(default_factory=dict)  # name -> path of a PNG written by the run
     protocol: dict[str, Any] | None = None  # the tuning-and-evidence object (common.results.protocol)
 
@@ -40,25 +41,23 @@ class Claim:
     metric: str
     rule: str
     run: Callable[[Any, Any], Measurement]
-    judge: Callable[[Mapping[str, Any]], Verdict]
-    headline: Callable[[Mapping[str, Any]], str]
+    judge: Callable[[Any], Verdict]
+    headline: Callable[[Any], str]
+    # the experiment's typed summary (a ``common.results.summary.Summary``): ``judge``, ``headline`` and ``test``
+    # receive this type whether the summary comes from the run or from a record's plain JSON
+    summary_type: type[Summary]
     tolerances: Mapping[str, float] = field(default_factory=dict)
     arxiv: str = ""  # the paper this claim is about, where a package holds several papers
-    test: Callable[[Mapping[str, Any]], dict[str, Any] | None] | None = None  # the protocol record's test object
+    test: Callable[[Any], dict[str, Any] | None] | None = None  # the protocol record's test object
     # ``plan(section)``: the section as the dry-run plan (``reproduce --dry-run``) should read it, for an experiment
     # whose arms, grid or sizes are not in the common keys (``arms``, ``lrs``, ``steps``/``epochs``, ``model``)
     plan: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
-    # the experiment's typed summary (a ``common.results.summary.Summary``): ``judge``, ``headline`` and ``test``
-    # then receive that type whether the summary comes from the run or from a record's plain JSON
-    summary_type: type | None = None
 
     def __post_init__(self) -> None:
-        if self.summary_type is None:
-            return
         typed = self.summary_type
 
         def reading(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-            return lambda s: fn(s if isinstance(s, typed) else typed.from_record(s))  # type: ignore[attr-defined]
+            return lambda s: fn(s if isinstance(s, typed) else typed.from_record(s))
 
         for name in ("judge", "headline", "test"):
             fn = getattr(self, name)

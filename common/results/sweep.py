@@ -143,8 +143,8 @@ def arm_summary(sweep: SweepResult, arm: str) -> ArmSummary:
 class ShortRuns(Summary):
     """A step claim's runs whose schedules end at f*T: the lr chosen for them on the tuning seeds (``candidates``:
     its tuning scores), their eval-seed finals, and P8's ratio estimate (``fractions``: finals at each schedule
-    length that was run, ``ratio``: the protocol's estimate). Only ``f``, ``lr`` and ``finals`` exist when the
-    method diverged at every lr of the full-length sweep."""
+    length that was run, ``ratio``: the protocol's estimate). When the method diverged at every lr of the
+    full-length sweep nothing was run: ``lr`` and the statistics are None and the optional fields absent."""
 
     f: float
     lr: float | None
@@ -152,9 +152,9 @@ class ShortRuns(Summary):
     steps: int | None = optional()
     T: int | None = optional()
     candidates: dict[str, float | None] | None = optional()
-    mean: float | None = optional()
-    se: float | None = optional()
-    diverged: int | None = optional()
+    mean: float | None = None
+    se: float | None = None
+    diverged: int | None = None
     fractions: dict[str, list[float | None]] | None = optional()
     baseline: str | None = optional()
     ratio: dict[str, Any] | None = optional()

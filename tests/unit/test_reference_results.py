@@ -56,3 +56,16 @@ def test_reference_summaries_read_back_as_their_types_unchanged():
             typed = claim.summary_type.from_record(rec["summary"])
             assert typed.to_record() == rec["summary"], f"{path}: the summary does not round-trip"
             assert claim.headline(typed) == rec["headline"], f"{path}: the headline changed"
+
+
+def test_every_tolerance_names_a_number_in_its_claims_reference_summary():
+    """``reproduce regress`` bounds the drift of the summary fields a claim's tolerances name (dotted paths)."""
+    from reproduce.regress import _get
+
+    root = repo_root()
+    for paper in all_papers():
+        for path, rec in reference_records(root / "results" / "reference", paper.id):
+            for key in paper.claim(rec["claim"]).tolerances:
+                value = _get(rec["summary"], key)
+                assert isinstance(value, (int, float)) and not isinstance(value, bool), \
+                    f"{path}: tolerance {key!r} names no number in the summary"
