@@ -346,8 +346,9 @@ def shrink(section: Mapping[str, Any], tmp: Path, say: Callable[[str], None]) ->
         s["equal_lrs"] = s["equal_lrs"][:1]
     if isinstance(s.get("arms"), dict):
         for spec in s["arms"].values():
-            if isinstance(spec, dict) and isinstance(spec.get("lrs"), list):
-                spec["lrs"] = spec["lrs"][:1]
+            for grid_key in ("lrs", "grid"):  # an arm's own lr grid, under either name
+                if isinstance(spec, dict) and isinstance(spec.get(grid_key), list):
+                    spec[grid_key] = spec[grid_key][:1]
             if isinstance(spec, dict) and isinstance(spec.get("warmup_steps"), int):  # an arm's own warmup
                 spec["warmup_steps"] = min(spec["warmup_steps"], 1)
             if isinstance(spec, dict) and isinstance(spec.get("grid"), dict) and spec["grid"].get("values"):
