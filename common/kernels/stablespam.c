@@ -18,7 +18,7 @@ enum { DECAY, G3, G3C, G3BC, A, AC, ABC, G2, G2C, G2BC, EPS, B1, B1C, B2, B2C, S
 enum { ADACLIP = 1, ADAGN = 2, ZERO_MOMENTS = 4, MUTATE_GRAD = 8, AMSGRAD = 16 };
 enum { N, P, G, M, V, VMAX, M_MAX, M_NORM, V_NORM, ROW }; /* one row of the table per tensor */
 
-#define BLOCK 4096
+#define BLOCK 1024 /* float32: at most 1024 / lanes terms per float partial sum */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
