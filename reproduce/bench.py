@@ -15,7 +15,7 @@ from common.bench.report import Row, write
 from common.bench.shapes import shape_set
 from common.bench.timing import failure_line, state_bytes, synchronize, time_interleaved
 from common.errors import ConfigError
-from common.kernels import CHOICES, IMPLS, available_impls
+from common.kernels import CHOICES, IMPLS, NATIVE, available_impls
 from reproduce.bench_candidates import (
     ADAMW_BYTES,
     BYTES_PER_PARAM,
@@ -96,9 +96,9 @@ class _FirstTimed:
 def _impls(requested: list[str], device: torch.device) -> tuple[tuple[str, ...], list[str]]:
     """The requested implementations that can run on ``device``, and notes for those that cannot."""
     here = available_impls(device)
-    every = [*IMPLS, STEP_COMPILED] if device.type == "cpu" else list(IMPLS)
+    every = [*IMPLS, NATIVE, STEP_COMPILED] if device.type == "cpu" else list(IMPLS)
     wanted = every if not requested or "all" in requested else requested
-    runnable = tuple(i for i in wanted if i in here or i in ("batched", "auto", STEP_COMPILED))
+    runnable = tuple(i for i in wanted if i in here or i in ("batched", "auto", NATIVE, STEP_COMPILED))
     skipped = [i for i in wanted if i not in runnable]
     return runnable, skipped
 
@@ -122,7 +122,8 @@ def run_bench(
             raise ConfigError(f"bench: unknown optimizer {n!r}; choose from {', '.join(OPTIMIZERS)}")
     for i in impls or []:
         if i not in (*CHOICES, "all", *SOAP_IMPLS, STEP_COMPILED):
-            raise ConfigError(f"bench: unknown impl {i!r}; choose from {', '.join((*IMPLS, STEP_COMPILED, 'all'))}")
+            raise ConfigError(f"bench: unknown impl {i!r}; choose from "
+                              f"{', '.join((*IMPLS, NATIVE, STEP_COMPILED, 'all'))}")
     if steps < 1 or warmup < 0 or rounds < 1:
         raise ConfigError("bench: --steps and --rounds must be >= 1 and --warmup >= 0")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

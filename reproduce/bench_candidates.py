@@ -32,7 +32,9 @@ from dataclasses import dataclass
 
 import torch
 
-from common.kernels import IMPLS
+from common.kernels import IMPLS, NATIVE
+from common.kernels.dispatch import native_library, native_unavailable
+from common.kernels.stablespam import NATIVE_SOURCE
 from common.optim.adamw import AdamW
 from papers.adabelief import AdaBelief
 from papers.mars import MARS
@@ -55,6 +57,7 @@ ADAMW_BYTES = 28
 OPTIMIZERS = tuple(BYTES_PER_PARAM)
 SOAP_IMPLS = ("reference", "batched")
 STEP_COMPILED = "step-compiled"  # impl="foreach" with opt.step = torch.compile(opt.step)
+NATIVE_SOURCES = {"stablespam": NATIVE_SOURCE}  # the optimizers with a C kernel (impl="native") on CPU
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def _geoopt_ball(ps: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def ours(name: str, impls: tuple[str, ...]) -> list[Candidate]:
-    """Our optimizer ``name`` in each requested implementation (SOAP: reference and batched)."""
+    """Our optimizer ``name`` in each requested implementation (SOAP: reference and batched; ``native`` only for
+    the optimizers in :data:`NATIVE_SOURCES`)."""
     if name in RIEMANNIAN:  # one implementation: the closed-form per-row step
         return [Candidate(name, "dense", "optrepro", _ours(name, "reference"))]
     if name == "soap":
@@ -122,10 +126,19 @@ def ours(name: str, impls: tuple[str, ...]) -> list[Candidate]:
     else:
         chosen = [i for i in IMPLS if i in impls]
     out = [Candidate(name, impl, "optrepro", _ours(name, impl)) for impl in chosen]
+    if NATIVE in impls and name in NATIVE_SOURCES:
+        out.append(Candidate(name, NATIVE, "optrepro", _ours(name, NATIVE), _native_note(NATIVE_SOURCES[name])))
     if STEP_COMPILED in impls and name != "soap":
         out.append(Candidate(name, STEP_COMPILED, "optrepro", _step_compiled(name),
                              "impl='foreach', opt.step = torch.compile(opt.step)"))
     return out
+
+
+def _native_note(source: str) -> str:
+    """Empty when the C kernel builds here, else why not and what ran instead."""
+    if native_library(source) is not None:
+        return ""
+    return f"C kernel unavailable ({native_unavailable(source)}): ran compiled"
 
 
 def _installed(module: str) -> bool:

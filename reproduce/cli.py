@@ -204,12 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--resume", action="store_true", help="continue a killed regression run in --out")
     bench = sub.add_parser("bench", help="time every optimizer step against fused AdamW and the bandwidth bound")
     bench.add_argument("--optimizers", nargs="+", default=None,
-                       help="adamw radam adabelief mars-adamw mars-lion sophiag soap riemannian-adam riemannian-sgd "
-                       "riemannian-adagrad (default: all)")
+                       help="adamw radam adabelief mars-adamw mars-lion sophiag spam stablespam soap riemannian-adam "
+                       "riemannian-sgd riemannian-adagrad (default: all)")
     bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148) | "
                        "wordnet-5 / wordnet-10 (one 82,115 x d embedding table)")
     bench.add_argument("--impl", nargs="+", default=None,
-                       help="reference foreach compiled triton (default: all that run on the device)")
+                       help="reference foreach compiled triton native step-compiled (native: the C kernel of the "
+                       "optimizers that have one, on CPU; default: all that run on the device)")
     bench.add_argument("--steps", type=int, default=30, help="timed steps after warm-up (default 30)")
     bench.add_argument("--warmup", type=int, default=10)
     bench.add_argument("--rounds", type=int, default=5,

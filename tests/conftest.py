@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from common.kernels import available_impls, dispatch, using  # noqa: E402
+from common.kernels import NATIVE, available_impls, dispatch, using  # noqa: E402
 
 # impl="compiled" compiles one graph per group of tensors; tests compile many configurations of small models, and a
 # 4-tensor graph compiles several times faster than the default 16 (same maths, more calls per step).
@@ -32,5 +32,13 @@ SLOW_IMPLS = ("compiled", "triton")
 @pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in SLOW_IMPLS else i for i in IMPLS_HERE])
 def every_impl(request: pytest.FixtureRequest):
     """Run the test once per kernel implementation: optimizers built with impl=None inside it use that one."""
+    with using(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in SLOW_IMPLS else i
+                        for i in (*IMPLS_HERE, NATIVE)])
+def every_impl_and_native(request: pytest.FixtureRequest):
+    """every_impl plus "native", for the optimizers whose rule has a C kernel (Stable-SPAM)."""
     with using(request.param):
         yield request.param

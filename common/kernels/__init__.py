@@ -9,7 +9,8 @@ steps, **hyperparameters)`` entry point; its Triton kernel is one module under :
     mars       MARS-AdamW / -Lion / -SGD and MARS's AdamW branch (MARS-Shampoo's Newton-Schulz is not elementwise)
     sophia     SophiaG / SophiaH and the Hessian EMA
     spam       SPAM (spike clip, reset, post-reset warmup; elementwise)
-    stablespam Stable-SPAM (AdaClip's max and AdaGN's norm per tensor, then Adam)
+    stablespam Stable-SPAM (AdaClip's max and AdaGN's norm per tensor, then Adam); also a C kernel for float32 on
+               CPU (``impl="native"``, ``stablespam.c``)
 
 Adding a rule: write ``common/kernels/<rule>.py`` with ``<rule>_update`` (reference), a foreach form, a fused
 per-tensor form for torch.compile and ``<rule>_step`` calling :func:`common.kernels.dispatch.run`; and
@@ -17,6 +18,15 @@ per-tensor form for torch.compile and ``<rule>_step`` calling :func:`common.kern
 take a first launch that accumulates into a small per-tensor buffer with atomics, as MARS's clip and Stable-SPAM do.
 """
 
-from common.kernels.dispatch import CHOICES, IMPLS, available_impls, check_impl, default_impl, resolve_impl, using
+from common.kernels.dispatch import (
+    CHOICES,
+    IMPLS,
+    NATIVE,
+    available_impls,
+    check_impl,
+    default_impl,
+    resolve_impl,
+    using,
+)
 
-__all__ = ["CHOICES", "IMPLS", "available_impls", "check_impl", "default_impl", "resolve_impl", "using"]
+__all__ = ["CHOICES", "IMPLS", "NATIVE", "available_impls", "check_impl", "default_impl", "resolve_impl", "using"]

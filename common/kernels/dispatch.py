@@ -11,6 +11,13 @@ Every elementwise rule in :mod:`common.kernels` has the same four implementation
 * ``triton``: one Triton launch per bucket covering every tensor through pointer/offset tables (CUDA; on CPU only
   under ``TRITON_INTERPRET=1``, the mode the CI tests use).
 
+A rule may also have ``native``: a hand-written C kernel for contiguous float32/float64 CPU tensors, built at first
+use with the system C compiler (:func:`native_library`) and called through ctypes on the tensors' addresses.
+Stable-SPAM has one: its per-tensor reductions feeding scalar EMAs are where Inductor's CPU code is slowest (about
+3x fused AdamW per byte moved on ``reproduce bench --shapes tiny``, the C kernel about 1x). Where it cannot run
+(other dtypes or devices, a rule without one, no compiler) ``native`` runs ``compiled``, which itself falls back to
+``foreach`` without a compiler.
+
 ``compiled`` is not ``torch.compile(opt.step)``: the optimizers keep each tensor's step as a Python int, which dynamo
 specialises on, so a compiled ``step`` recompiles every step until dynamo's recompile limit and then runs eagerly
 (``reproduce bench --impl step-compiled`` measures it: the foreach step's time). Here only the fused per-tensor
@@ -18,20 +25,29 @@ maths is compiled, with every step-dependent value passed as data (:func:`scalar
 flags, dtypes) serves every step and shape.
 
 ``auto`` resolves per device: ``triton`` on CUDA when Triton is importable, else ``foreach``; it never picks an
-implementation that fails. A bucket is a run of tensors that one multi-tensor call can take: same device, dtypes
-and step count.
+implementation that fails. On CPU it stays ``foreach`` although ``compiled`` and ``native`` are faster: foreach is
+bit-identical to the reference, needs no compiler and compiles nothing. A bucket is a run of tensors that one
+multi-tensor call can take: same device, dtypes and step count.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import functools
+import hashlib
 import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,18 +55,22 @@ import torch
 __all__ = [
     "CHOICES",
     "IMPLS",
+    "NATIVE",
     "available_impls",
     "buckets",
     "check_impl",
     "default_impl",
     "flat_ok",
+    "native_library",
+    "native_unavailable",
     "resolve_impl",
     "triton_available",
     "using",
 ]
 
-IMPLS = ("reference", "foreach", "compiled", "triton")
-CHOICES = (*IMPLS, "auto")
+IMPLS = ("reference", "foreach", "compiled", "triton")  # every rule has these
+NATIVE = "native"  # some rules (Stable-SPAM): a C kernel for CPU tensors; elsewhere it runs compiled
+CHOICES = (*IMPLS, NATIVE, "auto")
 ENV_VAR = "OPTREPRO_IMPL"
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("optrepro_impl", default=None)
@@ -111,6 +131,8 @@ def resolve_impl(impl: str, device: torch.device) -> str:
     """The concrete implementation for tensors on ``device``; an explicit ``triton`` that cannot run raises."""
     if impl == "auto":
         return "triton" if device.type == "cuda" and triton_available(device) else "foreach"
+    if impl == NATIVE and device.type != "cpu":
+        return "compiled"
     if impl == "triton" and not triton_available(device):
         why = ("Triton is not installed" if not _triton_importable()
                else f"Triton runs on CUDA, the tensors are on {device} (set TRITON_INTERPRET=1 to interpret on CPU)")
@@ -171,12 +193,13 @@ def run(
     compiled: BucketFn,
     triton: BucketFn,
     fused: bool = True,
+    native: BucketFn | None = None,
 ) -> None:
     """Run one rule over every tensor: bucket by (device, param dtype, grad dtype, step), resolve ``impl`` per
     bucket, and call that implementation with the bucket's operand lists (``operands[0]`` params, ``[1]`` grads,
     then state lists, ``None`` for an operand the configuration does not use) and its step. ``fused=False`` runs
-    foreach where compiled or triton would run: for a step that needs what only the unfused forms compute (the
-    optimizers' per-tensor statistics).
+    foreach where compiled, triton or native would run: for a step that needs what only the unfused forms compute
+    (the optimizers' per-tensor statistics). ``native``: the rule's C kernel, if it has one (else compiled runs).
 
     The fused implementations walk tensors as flat arrays, so non-contiguous tensors go to ``foreach``; empty ones
     go there too (they have nothing to update and would only specialise a compiled graph).
@@ -184,13 +207,14 @@ def run(
     params, grads = operands[0], operands[1]
     assert params is not None and grads is not None
     keys = [(p.device, p.dtype, g.dtype, steps[i]) for i, (p, g) in enumerate(zip(params, grads, strict=True))]
-    table = {"reference": reference, "foreach": foreach, "compiled": compiled, "triton": triton}
+    table = {"reference": reference, "foreach": foreach, "compiled": compiled, "triton": triton,
+             NATIVE: native or compiled}
     for (device, _, _, step), idx in buckets(keys).items():
         chosen = resolve_impl(impl, device)
-        if not fused and chosen in ("compiled", "triton"):
+        if not fused and chosen in ("compiled", "triton", NATIVE):
             chosen = "foreach"
         sub = _select(operands, idx)
-        if chosen in ("compiled", "triton"):
+        if chosen in ("compiled", "triton", NATIVE):
             ok = [j for j in range(len(idx))
                   if sub[0][j].numel() > 0 and flat_ok(*(op[j] for op in sub if op is not None))]  # type: ignore[index]
             if len(ok) < len(idx):
@@ -338,6 +362,77 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     itself alive."""
     return _dynamic(torch.empty(0, dtype=t.dtype, device=t.device).set_(t.untyped_storage(), t.storage_offset(),
                                                                         (t.numel(),), (1,)))
+
+
+NATIVE_FLAGS = ("-O2", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared")
+_native_why: dict[str, str] = {}
+
+
+@functools.cache
+def native_library(source: str) -> ctypes.CDLL | None:
+    """The C file ``source`` built into a shared library and loaded, or None after warning once (why:
+    :func:`native_unavailable`), when there is no compiler or it fails.
+
+    Built once per (source text, compiler, flags, CPU) into a cache folder ($OPTREPRO_NATIVE_CACHE, else
+    ``optrepro_native_<user>`` in the temp folder, as Inductor keeps its own), for this CPU (``-march=native``,
+    retried without it for a compiler that lacks it): under a second for a kernel file. The compiler is $CC, else
+    ``cc``, ``gcc`` or ``clang`` on the PATH (Inductor needs one on CPU too)."""
+    try:
+        return ctypes.CDLL(str(_built(Path(source))))
+    except Exception as err:  # no compiler, a failed build, an unloadable library: whatever it is, fall back
+        why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        _native_why[source] = why
+        warnings.warn(f"impl='native' unavailable ({why}); running compiled", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def native_unavailable(source: str) -> str | None:
+    """Why :func:`native_library` could not build ``source`` (None if it did or was not asked)."""
+    return _native_why.get(source)
+
+
+def _built(source: Path) -> Path:
+    cc = shlex.split(os.environ.get("CC", "")) or [next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), "")]
+    if not cc[0]:
+        raise RuntimeError("no C compiler found (set CC)")
+    text = source.read_bytes()
+    cpu = ""
+    with contextlib.suppress(OSError):  # the CPU's features decide what -march=native emits
+        cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    key = hashlib.sha256(b"\0".join(x.encode() if isinstance(x, str) else x for x in
+                                     (text, " ".join(cc + list(NATIVE_FLAGS)), sys.platform, cpu))).hexdigest()[:16]
+    folder = _cache_folder()
+    lib = folder / f"{source.stem}-{key}.so"
+    if lib.exists():
+        return lib
+    errors = []
+    for march in (["-march=native"], []):
+        tmp = folder / f"{lib.name}.{os.getpid()}.tmp"
+        done = subprocess.run([*cc, *NATIVE_FLAGS, *march, "-o", str(tmp), str(source)], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode == 0:
+            os.replace(tmp, lib)  # atomic: a concurrent build of the same key writes the same file
+            return lib
+        tmp.unlink(missing_ok=True)
+        lines = done.stderr.strip().splitlines()
+        errors.append(next((x for x in lines if "error" in x), lines[0] if lines else f"exit {done.returncode}"))
+    raise RuntimeError(f"{cc[0]} failed: {errors[-1]}")
+
+
+def _cache_folder() -> Path:
+    """$OPTREPRO_NATIVE_CACHE, else a folder of this user's in the temp folder (one owned by someone else is not
+    used: a fresh private one is)."""
+    env = os.environ.get("OPTREPRO_NATIVE_CACHE")
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    user = "".join(c for c in os.environ.get("USER", "") or str(os.getuid() if hasattr(os, "getuid") else "")
+                   if c.isalnum() or c in "-_")
+    folder = Path(tempfile.gettempdir()) / f"optrepro_native_{user}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+        return Path(tempfile.mkdtemp(prefix="optrepro_native_"))
+    return folder
 
 
 def scalar_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:

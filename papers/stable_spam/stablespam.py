@@ -112,9 +112,10 @@ class StableSPAM(CheckedOptimizer):
         mutate_grad: write AdaClip's clipped values into ``p.grad`` as the official code does. Default False
             (theta is unaffected; gradient-norm logging after ``step`` stays honest).
         impl: implementation of the per-tensor rule, see :mod:`common.kernels` ("reference", "foreach",
-            "compiled", "triton" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto" (Triton
-            on CUDA, foreach elsewhere; foreach is bit-identical to the reference on CPU). A step with
-            ``track_stats`` runs foreach when compiled or triton is chosen.
+            "compiled", "triton", "native" or "auto"). Default None: :func:`common.kernels.default_impl`, i.e. "auto"
+            (Triton on CUDA, foreach elsewhere; foreach is bit-identical to the reference on CPU). "native" is a C
+            kernel for float32/float64 CPU tensors, the fastest on CPU (compiled elsewhere). A step with
+            ``track_stats`` runs foreach when compiled, native or triton is chosen.
         track_stats: after each step, ``self.stats`` holds 0-d tensors (no host sync): ``grad_norm_in`` (global
             L2 of the raw gradients), ``grad_norm_clipped`` (after AdaClip), ``grad_norm_out`` (after AdaGN),
             ``clip_fraction`` and ``threshold_mean`` (AdaClip's M_hat averaged over tensors). Default False.

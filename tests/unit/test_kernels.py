@@ -18,7 +18,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.kernels import IMPLS, available_impls, check_impl, default_impl, dispatch, resolve_impl, using
+from common.kernels import (
+    CHOICES,
+    IMPLS,
+    NATIVE,
+    available_impls,
+    check_impl,
+    default_impl,
+    dispatch,
+    resolve_impl,
+    stablespam,
+    using,
+)
 from common.kernels.adabelief import adabelief_step
 from common.kernels.adamw import adamw_step
 from common.kernels.mars import mars_step
@@ -190,6 +201,9 @@ MATCH_CASES = [_match_param(name, wd, dtype, impl, "cpu") for impl in FAST for d
                if dtype == IMPL_DTYPE[impl] or (wd == 0.1 and name in ALL_DTYPES_CASES)]
 MATCH_CASES += [_match_param(name, wd, dtype, "triton", "cuda") for dtype in DTYPES for wd in (0.0, 0.1)
                 for name in CASES]
+# Stable-SPAM's C kernel (impl="native"): float32 in both weight-decay settings, float64 in one (its two builds).
+MATCH_CASES += [_match_param(name, wd, dtype, NATIVE, "cpu") for name in CASES if name.startswith("stablespam")
+                for dtype, wds in ((torch.float32, (0.0, 0.1)), (torch.float64, (0.1,))) for wd in wds]
 
 
 @pytest.mark.parametrize(("name", "weight_decay", "dtype", "impl", "device"), MATCH_CASES)
@@ -353,6 +367,50 @@ def test_checkpoint_written_with_one_impl_resumes_with_another() -> None:
 
 def test_every_impl_is_listed() -> None:
     assert IMPLS == ("reference", "foreach", "compiled", "triton")
+    assert CHOICES == (*IMPLS, NATIVE, "auto")
+
+
+def test_native_takes_odd_buckets_and_falls_back_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path) -> None:
+    """Stable-SPAM's C kernel with tensors at different steps, a transposed (non-contiguous, so foreach) and a
+    1-element one; then with no C compiler it warns once and runs compiled (here, with Inductor broken too,
+    foreach: the reference's bits), as it does for bfloat16; "native" on another device means compiled."""
+    assert resolve_impl(NATIVE, torch.device("cpu")) == NATIVE
+    assert resolve_impl(NATIVE, torch.device("cuda")) == "compiled"
+    call = CASES["stablespam-fixed-reset-amsgrad"](0.1).call
+
+    def run(which: str, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(3)
+        params = [torch.randn(6, 4, generator=g).t(), torch.randn(1, generator=g), torch.randn(9, generator=g),
+                  torch.randn(3, 3, generator=g)]
+        params = [p.to(dtype) for p in params]
+        state = [[torch.zeros(p.shape, dtype=state_dtype(dtype)) for p in params] for _ in range(3)]
+        state += [[torch.zeros((), dtype=state_dtype(dtype)) for _ in params] for _ in range(3)]
+        for t in range(1, 6):
+            grads = [(torch.randn(p.shape, generator=g) * (4.0 if t % 2 else 1.0)).to(dtype) for p in params]
+            call(which, params[:2], grads[:2], [s[:2] for s in state], [t, t])
+            call(which, params[2:], grads[2:], [s[2:] for s in state], [t + 3, t + 3])
+        return params + [x for s in state for x in s]
+
+    for a, b in zip(run(NATIVE), run("reference"), strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
+
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("OPTREPRO_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(dispatch, "compiler_works", lambda device_type: False)
+    dispatch.native_library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="native' unavailable .*running compiled"):
+            got = run(NATIVE)
+        assert dispatch.native_unavailable(stablespam.NATIVE_SOURCE)
+        assert all(torch.equal(a, b) for a, b in zip(got, run("reference"), strict=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once only
+            run(NATIVE)
+    finally:
+        dispatch.native_library.cache_clear()
+    bf16 = run(NATIVE, torch.bfloat16)  # not a C kernel dtype: compiled, here foreach
+    assert all(torch.equal(a, b) for a, b in zip(bf16, run("reference", torch.bfloat16), strict=True))
 
 
 @pytest.mark.slow  # compiles on CPU

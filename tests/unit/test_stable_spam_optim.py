@@ -7,12 +7,15 @@ import math
 import pytest
 import torch
 
+from common.kernels import NATIVE, using
 from papers.stable_spam import SPAM, StableSPAM
 from papers.stable_spam.common_checks import cosine_scale, cosine_warmup_factor
 
-# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
-# validators, defaults and scalar schedules involve no implementation and run once.
+# Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl), Stable-SPAM's
+# also in its C kernel (every_impl_and_native); validators, defaults and scalar schedules involve no implementation
+# and run once.
 per_impl = pytest.mark.usefixtures("every_impl")
+per_impl_native = pytest.mark.usefixtures("every_impl_and_native")
 
 B1, B2 = 0.9, 0.999
 TINY = 1e-30  # an eps that cannot move a float64 ratio at rtol 1e-10
@@ -46,7 +49,7 @@ def _steps(trajectory, p0):
 # ---------------------------------------------------------------- reductions
 
 
-@per_impl
+@per_impl_native
 @pytest.mark.parametrize("semantics", ["official", "fixed"])
 def test_stablespam_with_every_feature_off_is_torch_adamw(semantics):
     grads = _grads(100)
@@ -100,7 +103,7 @@ def _j(j: int) -> float:
     return ((1 - B1**j) / (1 - B1 ** (j + 1))) / math.sqrt((1 - B2**j) / (1 - B2 ** (j + 1)))
 
 
-@per_impl
+@per_impl_native
 @pytest.mark.parametrize("k", [10, 25, 100])
 def test_official_reset_step_applies_the_old_moments_with_t1_bias_correction(k):
     g = torch.full((3, 2), 0.5, dtype=torch.float64)
@@ -117,7 +120,7 @@ def test_official_reset_step_applies_the_old_moments_with_t1_bias_correction(k):
     assert round(_r(10), 2) == 2.06
 
 
-@per_impl
+@per_impl_native
 def test_fixed_reset_step_is_a_fresh_adam_first_step_times_the_warmup_factor():
     k, lr = 10, 1e-3
     g = torch.full((3, 2), 0.5, dtype=torch.float64)
@@ -164,7 +167,7 @@ def test_fixed_adaclip_threshold_is_continuous_across_a_reset():
 # ---------------------------------------------------------------- AdaClip and AdaGN by hand
 
 
-@per_impl
+@per_impl_native
 def test_adaclip_at_t1_clips_nothing_and_rescales_a_planted_spike_keeping_sign_and_ratios():
     p = torch.nn.Parameter(torch.zeros(6, dtype=torch.float64))
     opt = StableSPAM([p], adagn=False, mutate_grad=True, update_proj_gap=None)
@@ -185,7 +188,7 @@ def test_adaclip_at_t1_clips_nothing_and_rescales_a_planted_spike_keeping_sign_a
     assert p.grad[1] < 0 < p.grad[3] and p.grad[1] / p.grad[3] == pytest.approx(-50 / 30)
 
 
-@per_impl
+@per_impl_native
 def test_adaclip_leaves_p_grad_alone_by_default():
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     opt = StableSPAM([p], update_proj_gap=None)
@@ -195,7 +198,7 @@ def test_adaclip_leaves_p_grad_alone_by_default():
     assert p.grad.tolist() == [100.0, 1.0, 1.0]
 
 
-@per_impl
+@per_impl_native
 @pytest.mark.parametrize("norm", [1e-3, 1.0, 7.0])
 def test_adagn_with_a_constant_norm_outputs_norm_one_over_one_plus_eps_over_n(norm):
     eps = 1e-3
@@ -207,7 +210,7 @@ def test_adagn_with_a_constant_norm_outputs_norm_one_over_one_plus_eps_over_n(no
         assert float(v) == pytest.approx(1 / (1 + eps / norm), rel=1e-12)
 
 
-@per_impl
+@per_impl_native
 def test_adagn_passes_a_zero_gradient_unchanged():
     p = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
     opt = StableSPAM([p], update_proj_gap=None, track_stats=True)
@@ -219,7 +222,7 @@ def test_adagn_passes_a_zero_gradient_unchanged():
     assert all(torch.isfinite(v).all() for v in opt.state[p].values() if isinstance(v, torch.Tensor))
 
 
-@per_impl
+@per_impl_native
 def test_adagn_values_by_hand_over_three_steps():
     g1, g2, eps = 0.9, 0.8, 1e-8
     grads = [torch.tensor([3.0, 4.0], dtype=torch.float64) * s for s in (1.0, 2.0, 0.5)]
@@ -251,7 +254,7 @@ def test_official_scale_is_periodic_and_fixed_holds_eta_min():
     assert cosine_scale(5, None, eta, periodic=True) == 1.0
 
 
-@per_impl
+@per_impl_native
 def test_official_scale_decays_beta1_in_the_update():
     """With total_T the update uses b1' = b1 scale: the first step's m/bc1 is g either way; the second step is
     checked against a hand computation with the step-2 scale."""
@@ -373,7 +376,16 @@ def test_resume_across_a_reset_is_bit_identical(name, split):
     assert second.state[key] == opt.state[key]
 
 
-@per_impl
+@pytest.mark.parametrize("name", ["official", "fixed"])
+def test_resume_across_a_reset_is_bit_identical_in_the_c_kernel(name):
+    """impl="native" across the resets (the official semantics' fresh zeros are new tensors: new addresses)."""
+    with using(NATIVE):
+        for split in (2, 4, 5):
+            a, b, _, _ = _resume(MAKERS[name], _grads(12), split)
+            assert torch.equal(a, b)
+
+
+@per_impl_native
 def test_state_dict_carries_the_counters_and_scalar_emas_as_0d_tensors():
     p = torch.nn.Parameter(torch.zeros(3))
     opt = StableSPAM([p], semantics="fixed", update_proj_gap=2)
@@ -428,7 +440,7 @@ def test_spam_rejects_sparse_density_masks_clearly():
         SPAM([{"params": [torch.nn.Parameter(torch.zeros(1))], "density": 0.5}])
 
 
-@per_impl
+@per_impl_native
 def test_gamma1_minus_one_means_beta1():
     grads = _grads(5)
     a, _ = _run(lambda ps: StableSPAM(ps, gamma1=-1, betas=(0.8, 0.99), update_proj_gap=None), grads)
