@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time every optimizer step against fused AdamW and the bandwidth bound")
     bench.add_argument("--optimizers", nargs="+", default=None,
                        help="adamw radam adabelief mars-adamw mars-lion sophiag spam stablespam soap riemannian-adam "
-                       "riemannian-sgd riemannian-adagrad (default: all)")
+                       "riemannian-sgd riemannian-adagrad (default: all; the riemannian ones on the wordnet shapes "
+                       "only)")
     bench.add_argument("--shapes", default="tiny", help="tiny (3.3M params, 52 tensors) | gpt2-small (124M, 148) | "
                        "wordnet-5 / wordnet-10 (one 82,115 x d embedding table)")
     bench.add_argument("--impl", nargs="+", default=None,

@@ -16,7 +16,8 @@ The *execution* then runs every claim on a shrunk copy of its config, so that th
 optimizer are built and stepped: 2 steps (one epoch of a few batches for epoch-based claims), one lr per arm, one
 tuning and one eval seed, no grid extensions, fixture-sized data when the real data is absent, and an LM wider than
 ``MAX_DRY_PARAMS`` narrowed so 2 steps fit a CPU. Each claim section may add a ``dry_run:`` mapping of overrides
-for what the generic shrink does not know (e.g. an RL claim's episode counts). Everything it writes goes to a
+for what the generic shrink does not know (e.g. an RL claim's episode counts). The runs save no checkpoints (saving
+is tested by the resume tests, and here it would cost more than the 2 steps). Everything it writes goes to a
 temporary folder; the protocol's seed cap makes every verdict inconclusive, which is expected.
 """
 
@@ -391,8 +392,8 @@ def shrink(section: Mapping[str, Any], tmp: Path, say: Callable[[str], None]) ->
             model["pure_bf16"] = False
             shrunk.append("pure_bf16 off (bf16 master weights on a CPU)")
         say("shrunk for the CPU: " + ", ".join(shrunk) if shrunk else "model as configured")
-    elif data is not None and ("epochs" in s or "dataset" in data):  # images
-        bs = min(int(s.get("batch_size", 16)), 16)
+    elif data is not None and "hierarchy" not in data and ("epochs" in s or "dataset" in data):  # images (not WordNet)
+        bs = min(int(s.get("batch_size", 4)), 4)  # 2 steps of a few images: enough to build and run every arm
         s["batch_size"] = bs
         dataset = str(data.get("dataset") or "fashion_mnist")
         why = _image_data_present(dataset, data.get("root"))
@@ -473,12 +474,13 @@ def dry_run(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, dry
         small = OmegaConf.create({"seeds": 1, "tuning_seeds": 1, "trainer": trainer, "claims": shrunk})
         failed = []
         try:  # together, so that claims sharing one experiment share its runs, as in a real run
-            runs = run_claims(paper, claims, small, preset, Path(tmp) / "out", stream=stream)
+            runs = run_claims(paper, claims, small, preset, Path(tmp) / "out", stream=stream, checkpoints=False)
         except Exception:  # noqa: BLE001 - find which claims fail: one at a time
             runs = []
             for claim in claims:
                 try:
-                    runs += run_claims(paper, [claim], small, preset, Path(tmp) / "out", stream=stream)
+                    runs += run_claims(paper, [claim], small, preset, Path(tmp) / "out", stream=stream,
+                                       checkpoints=False)
                 except Exception as exc:  # noqa: BLE001 - the point of a dry run: report it, go on
                     failed.append(f"{claim.id}: {type(exc).__name__}: {exc}")
         for r in runs:

@@ -150,12 +150,13 @@ def _finished(path: Path) -> dict | None:
 
 
 def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, out_dir: Path,
-               stream: TextIO | None = None, resume: bool = False) -> list[ClaimRun]:
+               stream: TextIO | None = None, resume: bool = False, checkpoints: bool = True) -> list[ClaimRun]:
     """Run each claim, compute its verdict from the measured summary and write its record.
 
-    Every Lightning run checkpoints at each validation and every finished (arm, lr, seed) run is saved under
-    ``out_dir/runs``; with ``resume`` a claim whose record is complete is not rerun, finished runs are reused
-    and an interrupted one continues from its checkpoint. A partial record is never taken for a finished one.
+    Every Lightning run checkpoints at each validation (unless ``checkpoints`` is False: the dry run's 2-step runs)
+    and every finished (arm, lr, seed) run is saved under ``out_dir/runs``; with ``resume`` a claim whose record is
+    complete is not rerun, finished runs are reused and an interrupted one continues from its checkpoint. A partial
+    record is never taken for a finished one.
     """
     from common.lit.checkpointing import checkpointing
 
@@ -189,7 +190,7 @@ def run_claims(paper: Paper, claims: list[Claim], cfg: DictConfig, preset: str, 
                   "config)", file=stream, flush=True)
             measurement, wall = shared[experiment]
         else:
-            with checkpointing(enabled=True, resume=resume):
+            with checkpointing(enabled=checkpoints, resume=resume):
                 measurement = claim.run(cfg.claims[claim.id], ctx)
             wall = time.perf_counter() - start
             shared[experiment] = (measurement, wall)
