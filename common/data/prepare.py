@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from common.data.digest import file_digest
-from common.data.token_windows import _fraction, _held_out
+from common.data.token_windows import checked_fraction, held_out
 from common.errors import ConfigError, DataError
 
 MANIFEST, STATE = "manifest.json", ".prepare-state.json"
@@ -319,7 +319,7 @@ def prepare_tokens(texts: Iterable[str], encoder: Encoder, out_dir: str | Path, 
             raise ConfigError(f"{name} must be >= 1, got {value}")
     if max_tokens is not None and max_tokens < 1:
         raise ConfigError(f"--max-tokens must be >= 1, got {max_tokens}")
-    f = _fraction("val_fraction", val_fraction)
+    f = checked_fraction("val_fraction", val_fraction)
     out = Path(out_dir).expanduser()
     dtype = np.dtype(np.uint16 if encoder.vocab_size <= 1 << 16 else np.uint32)
     settings = {"format": FORMAT, "source": source, "tokenizer": encoder.describe(), "dtype": dtype.name,
@@ -372,7 +372,7 @@ def prepare_tokens(texts: Iterable[str], encoder: Encoder, out_dir: str | Path, 
                                     f"0..{encoder.vocab_size - 1}")
                 if max_tokens is not None:
                     arr = arr[:max_tokens - total]
-                splits["val" if f and _held_out(i, f) else "train"].write(arr.astype(dtype))
+                splits["val" if f and held_out(i, f) else "train"].write(arr.astype(dtype))
                 total += arr.size
                 since += arr.size
                 bar.update(arr.size)

@@ -30,12 +30,12 @@ class TokenSplits(NamedTuple):
     test: list
 
 
-def _held_out(i: int, f: Fraction) -> bool:
+def held_out(i: int, f: Fraction) -> bool:
     """Bresenham rule: True for an evenly spaced fraction ``f`` of all i (every 1/f-th i if 1/f is whole)."""
     return (i + 1) * f // 1 > i * f // 1
 
 
-def _fraction(name: str, value: float) -> Fraction:
+def checked_fraction(name: str, value: float) -> Fraction:
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"{name} must be in [0, 1), got {value}")
     return Fraction(value).limit_denominator(1_000_000)
@@ -44,7 +44,7 @@ def _fraction(name: str, value: float) -> Fraction:
 def split_ranges(n_tokens: int, val_fraction: float = 0.05, test_fraction: float = 0.0,
                  block_tokens: int = BLOCK_TOKENS) -> TokenSplits:
     """Like :func:`split_tokens` but returns ``(start, stop)`` ranges into a stream of ``n_tokens``."""
-    vf, tf = _fraction("val_fraction", val_fraction), _fraction("test_fraction", test_fraction)
+    vf, tf = checked_fraction("val_fraction", val_fraction), checked_fraction("test_fraction", test_fraction)
     held = vf + tf
     if held >= 1:
         raise ConfigError(f"val_fraction + test_fraction must be < 1, got {float(held)}")
@@ -55,8 +55,8 @@ def split_ranges(n_tokens: int, val_fraction: float = 0.05, test_fraction: float
     for b, start in enumerate(range(0, n_tokens, block_tokens)):
         stop = min(start + block_tokens, n_tokens)
         name = "train"
-        if held and _held_out(b, held):
-            name = "test" if _held_out(n_held, tf / held) else "val"
+        if held and held_out(b, held):
+            name = "test" if held_out(n_held, tf / held) else "val"
             n_held += 1
         runs = out[name]
         if runs and runs[-1][1] == start:

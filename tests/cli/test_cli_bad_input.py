@@ -14,36 +14,29 @@ from common.data.idx import write_idx
 from common.results.record import write_record
 from reproduce.cli import main
 from reproduce.registry import get_paper, paper_ids
+from tests.one_error import one_error_line
 
 PAPERS = list(paper_ids())
 
 
-def _err(capsys, argv: list[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0
-    errors = [line for line in err if line.startswith("error")]
-    assert len(errors) == 1 and err[-1] == errors[0], err
-    assert not any("Traceback" in line for line in err)
-    return errors[0]
 
 
 @pytest.mark.parametrize("pid", PAPERS)
 def test_unknown_claim_of_every_paper_lists_its_claims(capsys, pid):
-    line = _err(capsys, [pid, "zz9", "--preset", "smoke"])
+    line = one_error_line(capsys, [pid, "zz9", "--preset", "smoke"])
     assert "unknown claim 'zz9'" in line
     assert ", ".join(c.id for c in get_paper(pid).claims) in line
 
 
 @pytest.mark.parametrize("pid", PAPERS)
 def test_unknown_preset_of_every_paper_lists_its_presets(capsys, pid):
-    line = _err(capsys, [pid, "--preset", "hgue"])
+    line = one_error_line(capsys, [pid, "--preset", "hgue"])
     assert "unknown preset 'hgue'" in line and ", ".join(get_paper(pid).presets()) in line
 
 
 @pytest.mark.parametrize("pid", PAPERS)
 def test_unknown_override_key_of_every_paper(capsys, pid):
-    line = _err(capsys, [pid, "--preset", "smoke", "trainer.no_such_key=1"])
+    line = one_error_line(capsys, [pid, "--preset", "smoke", "trainer.no_such_key=1"])
     assert "unknown override key 'trainer.no_such_key'" in line
 
 
@@ -57,14 +50,14 @@ def test_unknown_override_key_of_every_paper(capsys, pid):
 def test_malformed_preset_file(capsys, tmp_path, text, expected):
     preset = tmp_path / "mine.yaml"
     preset.write_text(text)
-    line = _err(capsys, ["radam", "--preset", str(preset), "--out", str(tmp_path / "out")])
+    line = one_error_line(capsys, ["radam", "--preset", str(preset), "--out", str(tmp_path / "out")])
     assert expected in line
     if "malformed" in expected:
         assert str(preset) in line and "line" in line
 
 
 def test_missing_preset_file(capsys, tmp_path):
-    line = _err(capsys, ["radam", "--preset", str(tmp_path / "absent.yaml")])
+    line = one_error_line(capsys, ["radam", "--preset", str(tmp_path / "absent.yaml")])
     assert "config file not found" in line and "absent.yaml" in line
 
 
@@ -80,7 +73,7 @@ def test_a_preset_file_runs_like_a_named_preset(capsys, tmp_path):
 
 @pytest.mark.parametrize("override", ["claims.c2.lrs=[1e-3,", "claims.c2.model={n_layer: 1"])
 def test_malformed_override_value(capsys, override):
-    line = _err(capsys, ["radam", "c2", "--preset", "smoke", override])
+    line = one_error_line(capsys, ["radam", "c2", "--preset", "smoke", override])
     assert "cannot parse the value of override" in line
 
 
@@ -114,7 +107,7 @@ def _fashion_dir(tmp_path, corrupt: str):
 def test_corrupt_dataset_files(capsys, tmp_path, monkeypatch, corrupt, expected):
     monkeypatch.delenv("OPTREPRO_FASHION_MNIST", raising=False)
     root = _fashion_dir(tmp_path, corrupt)
-    line = _err(capsys, ["radam", "c3", "--preset", "smoke", f"claims.c3.data.root={root}",
+    line = one_error_line(capsys, ["radam", "c3", "--preset", "smoke", f"claims.c3.data.root={root}",
                          "--out", str(tmp_path / "out")])
     assert expected in line and "Fashion-MNIST" in line and "apt-get install dataset-fashion-mnist" in line
 
@@ -137,7 +130,7 @@ def _reference(tmp_path, body: str | None):
 ])
 def test_a_partial_record_is_never_read_as_finished(capsys, tmp_path, body, expected):
     reference = _reference(tmp_path, body)
-    line = _err(capsys, ["regress", "radam", "--reference", str(reference), "--out", str(tmp_path / "o")])
+    line = one_error_line(capsys, ["regress", "radam", "--reference", str(reference), "--out", str(tmp_path / "o")])
     assert expected in line and "c2.json" in line
 
 
@@ -156,9 +149,9 @@ def test_trainer_overrides_take_lightning_arguments_and_name_the_nearest(capsys)
 
     cfg = load_preset(get_paper("radam"), "smoke", ["trainer.strategy=ddp", "trainer.devices=2"])
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 2
-    line = _err(capsys, ["radam", "--preset", "smoke", "trainer.strategi=ddp"])
+    line = one_error_line(capsys, ["radam", "--preset", "smoke", "trainer.strategi=ddp"])
     assert "unknown override key 'trainer.strategi': not a trainer argument; did you mean trainer.strategy" in line
-    line = _err(capsys, ["radam", "--preset", "smoke", "trainer.max_steps=3"])  # fit owns the step budget
+    line = one_error_line(capsys, ["radam", "--preset", "smoke", "trainer.max_steps=3"])  # fit owns the step budget
     assert "not a trainer argument" in line
 
 

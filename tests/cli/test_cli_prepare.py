@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reproduce.cli import main
+from tests.one_error import one_error_line
 
 DOCS = [f"Hello world {i}. " * (1 + i % 3) for i in range(40)]
 
@@ -20,11 +21,6 @@ def jsonl(tmp_path):
     return path
 
 
-def _err(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 def test_prepare_a_local_jsonl_with_gpt2(capsys, tmp_path, jsonl):
@@ -51,16 +47,18 @@ def test_c4_from_local_files_says_which_tokenizer(capsys, tmp_path, jsonl):
 
 
 def test_bad_input_is_one_error_line(capsys, tmp_path, jsonl):
-    assert "unknown dataset 'owt'; valid: openwebtext, fineweb-edu, c4" in _err(
-        capsys, ["prepare", "owt", "--out", str(tmp_path / "o")])
-    assert "local corpus not found" in _err(capsys, ["prepare", str(tmp_path / "none/"), "--out", str(tmp_path / "o")])
+    def error(argv: list[str]) -> str:  # argparse's and ours alike: exit 2, one line on stderr
+        return one_error_line(capsys, ["prepare", *argv], code=2, alone=True)
+
+    assert "unknown dataset 'owt'; valid: openwebtext, fineweb-edu, c4" in error(["owt", "--out", str(tmp_path / "o")])
+    assert "local corpus not found" in error([str(tmp_path / "none/"), "--out", str(tmp_path / "o")])
     (tmp_path / "empty").mkdir()
-    assert "no .jsonl/.json/.parquet/.txt files under" in _err(
-        capsys, ["prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")])
-    assert "--from gives the local copy of a named dataset" in _err(
-        capsys, ["prepare", str(jsonl), "--from", str(jsonl), "--out", str(tmp_path / "o")])
-    assert "the following arguments are required: --out" in _err(capsys, ["prepare", str(jsonl)])
-    assert "invalid choice: 'bert'" in _err(capsys, ["prepare", str(jsonl), "--out", "x", "--tokenizer", "bert"])
+    assert "no .jsonl/.json/.parquet/.txt files under" in error(
+        [str(tmp_path / "empty"), "--out", str(tmp_path / "o2")])
+    assert "--from gives the local copy of a named dataset" in error(
+        [str(jsonl), "--from", str(jsonl), "--out", str(tmp_path / "o")])
+    assert "the following arguments are required: --out" in error([str(jsonl)])
+    assert "invalid choice: 'bert'" in error([str(jsonl), "--out", "x", "--tokenizer", "bert"])
 
 
 def test_ctrl_c_then_the_same_command_resumes_to_the_same_shards(capsys, tmp_path, jsonl, monkeypatch):

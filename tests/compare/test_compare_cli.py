@@ -11,17 +11,11 @@ import pytest
 
 from common.results.record import load_record
 from reproduce.cli import main
+from tests.one_error import one_error_line
 
 pytestmark = pytest.mark.xdist_group("compare")  # one smoke run, shared by the module's tests on one worker
 
 
-def _err(capsys, argv: list[str]) -> str:
-    """The single ``error:`` line of a failing command (it must be the last line, with no traceback)."""
-    code = main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert code != 0
-    assert lines and lines[-1].startswith("error") and sum(x.startswith("error") for x in lines) == 1, lines
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +108,7 @@ def test_list_names_every_optimizer_and_workload(capsys):
     (["--jobs", "0"], "--jobs must be >= 1"),
 ])
 def test_bad_input_is_one_error_line(capsys, argv, expected):
-    line = _err(capsys, ["compare", "--preset", "smoke", *argv] if "--preset" not in argv else ["compare", *argv])
+    line = one_error_line(capsys, ["compare", *([] if "--preset" in argv else ["--preset", "smoke"]), *argv])
     assert expected in line
 
 
@@ -127,7 +121,7 @@ def test_bad_input_is_one_error_line(capsys, argv, expected):
 def test_bad_hparams_files_are_one_error_line(tmp_path, capsys, content, expected):
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
-    assert expected in _err(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
+    assert expected in one_error_line(capsys, ["compare", "--preset", "smoke", "--optimizer", "torch.optim:SGD",
                                      "--hparams", str(bad)])
 
 def test_rebuild_from_records_gives_the_same_leaderboard_and_a_page(smoke_run, tmp_path):
