@@ -14,19 +14,16 @@ torch.set_num_threads(1)
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from common.kernels import NATIVE, available_impls, dispatch, using  # noqa: E402
+from common.kernels import NATIVE, dispatch, using  # noqa: E402
+from tests.impl_cases import IMPLS_HERE, SLOW_IMPLS  # noqa: E402
 
 # impl="compiled" compiles one graph per group of tensors; tests compile many configurations of small models, and a
 # 4-tensor graph compiles several times faster than the default 16 (same maths, more calls per step).
 dispatch.GROUP = 4
 
-# Every implementation a test run can exercise here ("auto" is one of these).
-IMPLS_HERE = available_impls("cuda" if torch.cuda.is_available() else "cpu")
-
-
-# The tests' tensors are on the CPU, where "compiled" compiles a graph per configuration and "triton" runs in
-# Triton's interpreter: seconds per test, so those variants are `slow` (nox -s quick leaves them out).
-SLOW_IMPLS = ("compiled", "triton")
+# IMPLS_HERE: every implementation a test run can exercise here. The tests' tensors are on the CPU, where "compiled"
+# compiles a graph per configuration and "triton" runs in Triton's interpreter: seconds per test, so those variants
+# (SLOW_IMPLS) are `slow` (nox -s quick leaves them out).
 
 
 @pytest.fixture(params=[pytest.param(i, marks=pytest.mark.slow) if i in SLOW_IMPLS else i for i in IMPLS_HERE])

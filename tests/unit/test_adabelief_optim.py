@@ -18,9 +18,10 @@ import adabelief_pytorch
 import pytest
 import torch
 
-from common.kernels import default_impl
+from common.kernels import default_impl, using
 from common.optim.rectify import rectified_step_size, rectifier, rho_t
 from papers.adabelief.optim import PACKAGE_DEFAULT, PAPER_CIFAR, AdaBelief
+from tests.impl_cases import SLOW_IMPLS, impl_cross
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
 # validators, defaults and scalar schedules involve no implementation and run once.
@@ -113,10 +114,17 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
-@per_impl
-@pytest.mark.parametrize("mode", list(MODES))
-def test_matches_package_bit_for_bit_float64(mode: str) -> None:
-    kw = MODES[mode]
+# the slow implementations on one mode per flag combination that changes the update
+SLOW_MODES = ["a_paper_cifar", "b_package_default", "c_decoupled_fixed_decay", "d_amsgrad_rectify"]
+
+
+@pytest.mark.parametrize("impl,mode", impl_cross(MODES, SLOW_MODES))
+def test_matches_package_bit_for_bit_float64(impl: str, mode: str) -> None:
+    with using(impl):
+        _matches_package(MODES[mode])
+
+
+def _matches_package(kw: dict[str, Any]) -> None:
     ours_p = make_params()
     ref_p = clone_params(ours_p)
     ours, ref = AdaBelief(ours_p, **kw), package(ref_p, **kw)
@@ -213,11 +221,12 @@ def test_loads_a_package_checkpoint_and_continues_like_the_package() -> None:
 # --- eps accumulation and hand-derived steps -----------------------------------------------------------
 
 
-@per_impl
 @pytest.mark.parametrize("eps", [1e-8, 1e-16])
 @pytest.mark.parametrize("rectify", [False, True])
-def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
-    """Zero gradients from zero state: s_T = eps (1-b2^T)/(1-b2); "eps added once" gives s_T = eps.
+def test_eps_accumulates_in_s(every_impl: str, eps: float, rectify: bool) -> None:
+    """Zero gradients from zero state: s_T = eps (1-b2^T)/(1-b2); "eps added once" gives s_T = eps. The slow
+    implementations (a compiled graph, Triton's interpreter) stop at T=50, where the value is exact; the long horizon,
+    a property of float64 rounding in the recurrence, is checked on the eager ones.
 
     Tolerance: the exact value (rational arithmetic on the float b2) is met to 1e-15 for T <= 50.
     Beyond that no float64 implementation can: s <- b2 s + eps rounds twice per step and, for T << 1/(1-b2),
@@ -228,6 +237,8 @@ def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
     """
     beta2 = 0.999
     checkpoints = {1: 1e-15, 2: 1e-15, 3: 1e-15, 10: 1e-15, 50: 1e-15, 300: 600 * 2**-53, 1000: 2000 * 2**-53}
+    if every_impl in SLOW_IMPLS:
+        checkpoints = {t: tol for t, tol in checkpoints.items() if t <= 50}
     p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     theta0 = p.detach().clone()
     opt = AdaBelief([p], lr=0.1, betas=(0.9, beta2), eps=eps, rectify=rectify)
@@ -239,7 +250,8 @@ def test_eps_accumulates_in_s(eps: float, rectify: bool) -> None:
             expected = float(e * (1 - b**t) / (1 - b))
             torch.testing.assert_close(opt.state[p]["exp_avg_var"], torch.full_like(p, expected),
                                        rtol=checkpoints[t], atol=0, msg=f"s at T={t}")
-    assert opt.state[p]["exp_avg_var"][0].item() > 600 * eps  # eps (1-b2^1000)/(1-b2) = 632 eps, not eps
+    horizon = max(checkpoints)  # eps (1-b2^T)/(1-b2): 632 eps at T=1000, 48.8 eps at T=50; "added once": eps
+    assert opt.state[p]["exp_avg_var"][0].item() > (600 if horizon == 1000 else 48) * eps
     assert torch.equal(p.detach(), theta0)  # m = 0: no movement
 
 
