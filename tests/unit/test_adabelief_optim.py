@@ -118,10 +118,10 @@ MODES: dict[str, dict[str, Any]] = {
 SLOW_MODES = ["a_paper_cifar", "b_package_default", "c_decoupled_fixed_decay", "d_amsgrad_rectify"]
 
 
-@pytest.mark.parametrize("impl,mode", impl_cross(MODES, SLOW_MODES))
-def test_matches_package_bit_for_bit_float64(impl: str, mode: str) -> None:
+@pytest.mark.parametrize("impl,kw", impl_cross(MODES, SLOW_MODES))
+def test_matches_package_bit_for_bit_float64(impl: str, kw: dict[str, Any]) -> None:
     with using(impl):
-        _matches_package(MODES[mode])
+        _matches_package(kw)
 
 
 def _matches_package(kw: dict[str, Any]) -> None:

@@ -9,9 +9,10 @@ import re
 import pytest
 import torch
 
-from common.kernels import default_impl
+from common.kernels import default_impl, using
 from common.optim.newton_schulz import NS5_COEFFICIENTS, newton_schulz5
 from papers.mars.optim import MARS
+from tests.impl_cases import STATE_DTYPE_CASES
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
 # validators, defaults and scalar schedules involve no implementation and run once.
@@ -772,21 +773,18 @@ def test_lr_scheduler_scales_both_branches() -> None:
 # --- dtypes -----------------------------------------------------------------------------------------
 
 
-@per_impl
-@pytest.mark.parametrize(
-    ("param_dtype", "state_dtype"),
-    [(torch.bfloat16, torch.float32), (torch.float16, torch.float32), (torch.float32, torch.float32),
-     (torch.float64, torch.float64)],
-)
-def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) -> None:
-    params = make_params(dtype=param_dtype)
-    opt = MARS(params, is_approx=False, amsgrad=True)
-    grads = make_grads(2, dtype=param_dtype)
-    _exact_iteration(opt, params, grads[1], grads[0])
-    for p in params:
-        assert p.dtype == param_dtype
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "last_grad", "previous_grad"):
-            assert opt.state[p][key].dtype == state_dtype
+@pytest.mark.parametrize("impl,dtypes", STATE_DTYPE_CASES)
+def test_state_dtype_policy(impl: str, dtypes: tuple[torch.dtype, torch.dtype]) -> None:
+    param_dtype, state_dtype = dtypes
+    with using(impl):
+        params = make_params(dtype=param_dtype)
+        opt = MARS(params, is_approx=False, amsgrad=True)
+        grads = make_grads(2, dtype=param_dtype)
+        _exact_iteration(opt, params, grads[1], grads[0])
+        for p in params:
+            assert p.dtype == param_dtype
+            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "last_grad", "previous_grad"):
+                assert opt.state[p][key].dtype == state_dtype
 
 
 @per_impl

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import common.optim.rectify as rectify_mod
+from common.kernels import using
 from papers.radam.optim import RAdam, rectifier, rho_t
+from tests.impl_cases import STATE_DTYPE_CASES
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
 # validators, defaults and scalar schedules involve no implementation and run once.
@@ -370,23 +372,16 @@ def test_lr_scheduler_scales_each_step() -> None:
 # --- dtypes ----------------------------------------------------------------------------------------
 
 
-@per_impl
-@pytest.mark.parametrize(
-    ("param_dtype", "state_dtype"),
-    [
-        (torch.bfloat16, torch.float32),
-        (torch.float16, torch.float32),
-        (torch.float32, torch.float32),
-        (torch.float64, torch.float64),
-    ],
-)
-def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) -> None:
-    params = make_params(param_dtype)
-    opt = RAdam(params, degenerated_to_sgd=True)
-    apply(opt, params, make_grads(1, param_dtype)[0])
-    for p in params:
-        assert p.dtype == param_dtype
-        assert opt.state[p]["exp_avg"].dtype == opt.state[p]["exp_avg_sq"].dtype == state_dtype
+@pytest.mark.parametrize("impl,dtypes", STATE_DTYPE_CASES)
+def test_state_dtype_policy(impl: str, dtypes: tuple[torch.dtype, torch.dtype]) -> None:
+    param_dtype, state_dtype = dtypes
+    with using(impl):
+        params = make_params(param_dtype)
+        opt = RAdam(params, degenerated_to_sgd=True)
+        apply(opt, params, make_grads(1, param_dtype)[0])
+        for p in params:
+            assert p.dtype == param_dtype
+            assert opt.state[p]["exp_avg"].dtype == opt.state[p]["exp_avg_sq"].dtype == state_dtype
 
 
 @per_impl

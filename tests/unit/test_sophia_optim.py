@@ -9,7 +9,9 @@ import re
 import pytest
 import torch
 
+from common.kernels import using
 from papers.sophia.optim import DENOMINATOR_EPS, SophiaG, SophiaH
+from tests.impl_cases import STATE_DTYPE_CASES
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
 # validators, defaults and scalar schedules involve no implementation and run once.
@@ -455,24 +457,17 @@ def test_sparse_gradients_and_complex_params_raise(cls: type) -> None:
 # --- dtypes ------------------------------------------------------------------------------------------
 
 
-@per_impl
-@pytest.mark.parametrize(
-    ("param_dtype", "state_dtype"),
-    [
-        (torch.bfloat16, torch.float32),
-        (torch.float16, torch.float32),
-        (torch.float32, torch.float32),
-        (torch.float64, torch.float64),
-    ],
-)
-def test_state_dtype_policy(param_dtype: torch.dtype, state_dtype: torch.dtype) -> None:
-    params = make_params(param_dtype)
-    opt = SophiaG(params, bs=8)
-    hessian_update(opt, params, make_grads(1, param_dtype)[0])
-    apply(opt, params, make_grads(1, param_dtype)[0])
-    for p in params:
-        assert p.dtype == param_dtype
-        assert opt.state[p]["exp_avg"].dtype == opt.state[p]["hessian"].dtype == state_dtype
+@pytest.mark.parametrize("impl,dtypes", STATE_DTYPE_CASES)
+def test_state_dtype_policy(impl: str, dtypes: tuple[torch.dtype, torch.dtype]) -> None:
+    param_dtype, state_dtype = dtypes
+    with using(impl):
+        params = make_params(param_dtype)
+        opt = SophiaG(params, bs=8)
+        hessian_update(opt, params, make_grads(1, param_dtype)[0])
+        apply(opt, params, make_grads(1, param_dtype)[0])
+        for p in params:
+            assert p.dtype == param_dtype
+            assert opt.state[p]["exp_avg"].dtype == opt.state[p]["hessian"].dtype == state_dtype
 
 
 @per_impl

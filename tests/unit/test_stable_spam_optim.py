@@ -10,6 +10,7 @@ import torch
 from common.kernels import NATIVE, using
 from papers.stable_spam import SPAM, StableSPAM
 from papers.stable_spam.common_checks import cosine_scale, cosine_warmup_factor
+from tests.impl_cases import impl_cross
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl), Stable-SPAM's
 # also in its C kernel (every_impl_and_native); validators, defaults and scalar schedules involve no implementation
@@ -366,11 +367,15 @@ MAKERS = {
 }
 
 
-@per_impl
-@pytest.mark.parametrize("name", list(MAKERS))
-@pytest.mark.parametrize("split", [2, 4, 5])  # mid-cycle, on the reset step, right after it
-def test_resume_across_a_reset_is_bit_identical(name, split):
-    a, b, opt, second = _resume(MAKERS[name], _grads(12), split)
+# split at step 2 (mid-cycle), 4 (the reset step), 5 (right after it); the slow implementations split on the reset
+RESUME_SPLITS = {f"{name}-{split}": (name, split) for name in MAKERS for split in (2, 4, 5)}
+
+
+@pytest.mark.parametrize("impl,case", impl_cross(RESUME_SPLITS, [f"{name}-4" for name in MAKERS]))
+def test_resume_across_a_reset_is_bit_identical(impl, case):
+    name, split = case
+    with using(impl):
+        a, b, opt, second = _resume(MAKERS[name], _grads(12), split)
     assert torch.equal(a, b)
     key = "total_step" if name == "spam" else "total_steps"
     assert second.state[key] == opt.state[key]
