@@ -4,9 +4,6 @@ processes thrashes with two, so tests pin torch to one thread."""
 import os
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
-# The suite runs on as many xdist workers as cores: Inductor then compiles faster in-process than through its own
-# pool of compile subprocesses (measured: the kernel tests 107 s -> 94 s from a cold cache on 2 cores).
-os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
