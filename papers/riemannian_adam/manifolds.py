@@ -197,7 +197,10 @@ class PoincareBall(Manifold):
     def line(self, x: Tensor, w: Tensor, c: Tensor, x2: Tensor, update: str
              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The step ``y = U_x(c w)`` (``c`` one scalar per row), projected, in closed form: ``y = P x + Q w`` with
-        per-row ``P, Q``. Returns ``(P, Q, <x, w>, |w|^2, |y|^2)``; the caller forms y (and transports along it).
+        per-row ``P, Q``. Returns ``(P, Q, <x, w>, |w|^2, |y|^2)``; the caller forms y (and transports along it),
+        then projects the formed y once more (:meth:`projx`, the identity inside the ball): near the boundary, with
+        a large step in float32, |y|^2 from the dot products loses to cancellation and can sit below the clip
+        radius while the formed y lies outside the ball.
 
         Both updates keep y in the plane of x and w: the retraction is ``x + c w``; the exp map is
         ``x (+) k w`` with ``k = c tanh(lambda |c w| / 2) / |c w|``, and Möbius addition of two vectors of that
@@ -228,7 +231,7 @@ class PoincareBall(Manifold):
             max_norm = 1.0 - self.eps(x.dtype)
             return z.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
         p, q = self.line(x, w, c, x2, update)[:2]
-        return (x * p).addcmul_(w, q)
+        return self.projx((x * p).addcmul_(w, q))
 
     def transport_coefficients(self, x2: Tensor, xw: Tensor, ww: Tensor, p: Tensor, q: Tensor, y2: Tensor
                                ) -> tuple[Tensor, Tensor]:

@@ -367,7 +367,7 @@ class RiemannianAdam(_Riemannian):
                 c = torch.where(denom > 0, c, torch.zeros((), dtype=c.dtype, device=c.device))
             p, q, xm, mm, y2 = man.line(x, m, c, x2, update)
             a, b = man.transport_coefficients(x2, xm, mm, p, q, y2)
-            y = (x * p).addcmul_(m, q)
+            y = man.projx((x * p).addcmul_(m, q))  # the formed y, clipped (see PoincareBall.line)
             m.mul_(a).addcmul_(x, b)
             return y
 

@@ -476,3 +476,20 @@ def test_a_deep_copy_loses_the_tag_and_the_optimizer_says_so():
     torch.save(p, buffer)
     buffer.seek(0)
     assert manifold_of(torch.load(buffer, weights_only=False)) == PoincareBall()  # a saved tensor keeps it
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_a_huge_float32_expmap_step_near_the_boundary_stays_in_the_ball(amsgrad):
+    """Found by the fuzz test: in float32, |y|^2 from the closed form's dot products loses to cancellation near the
+    boundary, so without a projection of the formed y a row left the ball (norm 1.007) and the next step gave NaN."""
+    gen = torch.Generator().manual_seed(0)
+    p = tag_manifold(torch.nn.Parameter(torch.zeros(2, 1)), BALL)
+    opt = RiemannianAdam([p], lr=30.0, update="expmap", amsgrad=amsgrad, betas=(0.0, 0.0))
+    for t in range(6):
+        g = torch.randn((2, 1), generator=gen, dtype=F64) * 10 ** (t - 3)
+        if t % 2:
+            g[0] = 0.0
+        p.grad = g.float()
+        opt.step()
+        assert torch.isfinite(p).all()
+        assert float(p.detach().double().norm(dim=-1).max()) <= 1 - BALL_EPS[torch.float32] + 1e-6
