@@ -17,9 +17,11 @@ if not torch.cuda.is_available():
 from common.kernels import NATIVE, dispatch, using  # noqa: E402
 from tests.impl_cases import IMPLS_HERE, SLOW_IMPLS  # noqa: E402
 
-# impl="compiled" compiles one graph per group of tensors; tests compile many configurations of small models, and a
-# 4-tensor graph compiles several times faster than the default 16 (same maths, more calls per step).
-dispatch.GROUP = 4
+# impl="compiled" compiles one graph per group of tensors; tests compile about a hundred configurations of small
+# models, and a one-tensor graph compiles in about half the time of a 4-tensor one (a fifth of the default 16's):
+# same maths, more calls per step. tests/unit/test_kernels.py runs the grouping itself (padding, shared sizes) at 4
+# and at the production size.
+dispatch.GROUP = 1
 
 # IMPLS_HERE: every implementation a test run can exercise here. The tests' tensors are on the CPU, where "compiled"
 # compiles a graph per configuration and "triton" runs in Triton's interpreter: seconds per test, so those variants
@@ -39,3 +41,30 @@ def every_impl_and_native(request: pytest.FixtureRequest):
     """every_impl plus "native", for the optimizers whose rule has a C kernel (Stable-SPAM)."""
     with using(request.param):
         yield request.param
+
+
+# Every `compiled` test of one rule runs on one xdist worker: a graph compiled there is in that process's cache for
+# the rule's next test, instead of the other worker compiling it again (about a second each, a hundred graphs).
+_RULE_OF_CASE = {"adamw": "adamw", "radam": "radam", "adabelief": "adabelief", "mars": "mars", "sophiag": "sophia",
+                 "sophiah": "sophia", "spam": "spam", "stablespam": "spam"}
+_RULE_OF_FILE = {"test_adabelief_optim.py": "adabelief", "test_mars_optim.py": "mars", "test_radam_optim.py": "radam",
+                 "test_sophia_optim.py": "sophia", "test_stable_spam_optim.py": "spam"}
+
+
+def _compiled_rule(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec else {}
+    if not (any(isinstance(v, str) and v == "compiled" for v in params.values())
+            or item.name.startswith("test_compiled_")):
+        return None
+    if item.path.name == "test_kernels.py":
+        return _RULE_OF_CASE.get(str(params.get("name", "adamw")).split("-")[0], "adamw")
+    return _RULE_OF_FILE.get(item.path.name)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        rule = _compiled_rule(item)
+        if rule and not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(f"compiled-{rule}"))

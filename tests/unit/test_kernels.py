@@ -304,10 +304,12 @@ def test_compiled_falls_back_to_foreach_with_a_warning_when_the_compiler_fails(
         dispatch.compiler_works.cache_clear()
 
 
-def test_compiled_runs_one_graph_per_rule_and_dtype_whatever_the_shapes() -> None:
+def test_compiled_runs_one_graph_per_rule_and_dtype_whatever_the_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sizes are dynamic symbols of their own (no duck sizing): groups with other shapes and other equal-size
     patterns reuse the graph instead of compiling again."""
     from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(dispatch, "GROUP", 4)  # several tensors a group (the suite's default is one)
 
     gen = torch.Generator().manual_seed(3)
     shapes = [(5, 3), (7,), (7,), (2, 9), (4, 4), (11,), (3,), (3,), (3,), (6, 2), (13,), (7, 7)]
@@ -438,7 +440,7 @@ def test_compiled_with_the_production_group_size_matches_the_reference(monkeypat
     """tests/conftest.py lowers dispatch.GROUP so the suite compiles smaller graphs; this runs the production size
     on 37 tensors: two full groups, a padded third, and the single-element and empty tensors foreach takes."""
     monkeypatch.setattr(dispatch, "GROUP", dispatch.DEFAULT_GROUP)
-    assert dispatch.GROUP > 4
+    assert dispatch.GROUP > 4  # the suite's own group size is smaller
     shapes = [(k + 2,) for k in range(2 * dispatch.GROUP)] + [(5, 3), (1,), (0,), (33, 17), (2, 3, 5)]
     case = CASES["adamw"](0.1)
     want = _run(case, "reference", torch.float32, shapes, steps=3)
