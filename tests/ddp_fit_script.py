@@ -6,9 +6,10 @@ Lightning starts rank 1 by re-running this script). Rank 0 saves the final param
 batch_size 8 (2 micro-batches per step, whatever the number of processes); then ``ddp_scale`` starts an 8-step fit
 that checkpoints at step 4 and is killed after step 6 (the exception in rank 0 makes Lightning kill rank 1 too, as a
 lost node would: the command exits non-zero), and ``ddp_resume`` resumes it on both ranks, against 8 straight
-steps in ``single_scale``.
+steps in ``single_scale``. ``single_all`` / ``ddp_all`` run ``single`` / ``ddp`` and then the ``_scale`` mode in one
+process (or one pair of ranks): starting two ranks costs more than their fits.
 
-    python tests/ddp_fit_script.py single|ddp|single_scale|ddp_scale|ddp_resume OUT_DIR
+    python tests/ddp_fit_script.py single|ddp|single_scale|ddp_scale|ddp_resume|single_all|ddp_all OUT_DIR
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def main(mode: str, out: Path) -> None:
     # float64: SOAP's eigenbases of rank-deficient factors amplify float32 rounding (the all-reduce's sum order
     # changes the last bit), so only in float64 do two processes and one agree to float tolerance.
     extra: dict = {"accelerator": "cpu", "precision": "64-true"}
+    if mode.endswith("_all"):
+        plain = mode.removesuffix("_all")
+        main(plain, out)
+        main(f"{plain}_scale", out)
+        return
     if mode.startswith("ddp"):
         extra.update(strategy="ddp", devices=2)
     if mode in ("single", "ddp"):

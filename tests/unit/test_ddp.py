@@ -65,19 +65,31 @@ def test_sophia_estimators_keep_ranks_identical(results, estimator):
         assert torch.isfinite(a).all() and a.shape == b.shape
 
 
-def test_a_lightning_fit_with_strategy_ddp_matches_the_single_process_fit(tmp_path):
-    """``fit`` with ``strategy=ddp, devices=2`` (gloo, Lightning re-runs the script for rank 1; each rank trains on
-    its half of the global batch) against the same fit in one process: a tiny GPT with SOAP in float64."""
-    script = Path(__file__).resolve().parent.parent / "ddp_fit_script.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent.parent)}
-    done = subprocess.run([sys.executable, str(script), "ddp", str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+# The Lightning DDP tests read one pair of ranks (tests/ddp_fit_script.py ddp_all: the plain fit, then the global
+# batch and the killed fit) and one single-process run of the same fits.
+SHARES_FITS = pytest.mark.xdist_group("ddp-fits")
+SCRIPT = Path(__file__).resolve().parent.parent / "ddp_fit_script.py"
+
+
+@pytest.fixture(scope="module")
+def fits(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp_fits")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
+    killed = subprocess.run([sys.executable, str(SCRIPT), "ddp_all", str(out)], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=out)
+    assert killed.returncode != 0 and "killed after step 6" in killed.stderr, killed.stderr[-3000:]
     from tests.ddp_fit_script import main
 
-    main("single", tmp_path)
-    ranks = [torch.load(tmp_path / f"ddp_rank{r}.pt") for r in (0, 1)]
-    single = torch.load(tmp_path / "single_rank0.pt")
+    main("single_all", out)
+    return out
+
+
+@SHARES_FITS
+def test_a_lightning_fit_with_strategy_ddp_matches_the_single_process_fit(fits: Path) -> None:
+    """``fit`` with ``strategy=ddp, devices=2`` (gloo, Lightning re-runs the script for rank 1; each rank trains on
+    its half of the global batch) against the same fit in one process: a tiny GPT with SOAP in float64."""
+    ranks = [torch.load(fits / f"ddp_rank{r}.pt") for r in (0, 1)]
+    single = torch.load(fits / "single_rank0.pt")
     assert ranks[0]["steps"] == single["steps"] == 8 and not ranks[0]["diverged"]
     for p0, p1, ref in zip(ranks[0]["params"], ranks[1]["params"], single["params"], strict=True):
         assert p0.dtype == torch.float64
@@ -88,25 +100,19 @@ def test_a_lightning_fit_with_strategy_ddp_matches_the_single_process_fit(tmp_pa
         assert a[1] == pytest.approx(b[1], rel=1e-9)
 
 
-def test_ddp_with_a_global_batch_and_a_resumed_checkpoint_matches_one_process(tmp_path):
+@SHARES_FITS
+def test_ddp_with_a_global_batch_and_a_resumed_checkpoint_matches_one_process(fits: Path) -> None:
     """``trainer.global_batch=16`` over batch_size 8: 2 micro-batches per step in one process and in two (each rank
     takes 4 of each micro-batch); and a DDP fit killed after step 6 and resumed from its step-4 checkpoint by both
     ranks (a fresh command, as after a crash) ends where 8 straight single-process steps end."""
-    script = Path(__file__).resolve().parent.parent / "ddp_fit_script.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent.parent)}
-    killed = subprocess.run([sys.executable, str(script), "ddp_scale", str(tmp_path)], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=tmp_path)
-    assert killed.returncode != 0 and "killed after step 6" in killed.stderr, killed.stderr[-3000:]
-    assert (tmp_path / "ddp" / "checkpoints" / "resume" / "last.ckpt").is_file()
-    done = subprocess.run([sys.executable, str(script), "ddp_resume", str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    assert (fits / "ddp" / "checkpoints" / "resume" / "last.ckpt").is_file()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
+    done = subprocess.run([sys.executable, str(SCRIPT), "ddp_resume", str(fits)], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=fits)
     assert done.returncode == 0, done.stderr[-3000:]
-    from tests.ddp_fit_script import main
-
-    main("single_scale", tmp_path)
     for run, steps, vals in (("accum", 4, [0, 2, 4]), ("resume", 8, [0, 4, 8])):
-        ranks = [torch.load(tmp_path / f"ddp_scale_{run}_rank{r}.pt") for r in (0, 1)]
-        single = torch.load(tmp_path / f"single_scale_{run}_rank0.pt")
+        ranks = [torch.load(fits / f"ddp_scale_{run}_rank{r}.pt") for r in (0, 1)]
+        single = torch.load(fits / f"single_scale_{run}_rank0.pt")
         assert ranks[0]["steps"] == single["steps"] == steps and not ranks[0]["diverged"]
         assert [s for s, *_ in ranks[0]["val_curve"]] == vals
         for p0, p1, ref in zip(ranks[0]["params"], ranks[1]["params"], single["params"], strict=True):
