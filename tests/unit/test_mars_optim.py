@@ -12,7 +12,7 @@ import torch
 from common.kernels import default_impl, using
 from common.optim.newton_schulz import NS5_COEFFICIENTS, newton_schulz5
 from papers.mars.optim import MARS
-from tests.impl_cases import STATE_DTYPE_CASES
+from tests.impl_cases import STATE_DTYPE_CASES, impl_cross
 
 # Every test that steps an optimizer runs once per kernel implementation (tests/conftest.py::every_impl);
 # validators, defaults and scalar schedules involve no implementation and run once.
@@ -98,10 +98,16 @@ def quad_batches(n: int, seed: int = 3) -> list[tuple[torch.Tensor, torch.Tensor
 # --- gamma = 0 reductions ---------------------------------------------------------------------------
 
 
-@per_impl
-@pytest.mark.parametrize("amsgrad", [False, True])
-def test_gamma0_without_clip_is_torch_adamw_on_2d_and_adamw_with_1d_settings_elsewhere(amsgrad: bool) -> None:
+# the slow implementations run with amsgrad (the rule's every state operand); tests/unit/test_kernels.py holds both
+@pytest.mark.parametrize("impl,amsgrad", impl_cross({"plain": False, "amsgrad": True}, ["amsgrad"]))
+def test_gamma0_without_clip_is_torch_adamw_on_2d_and_adamw_with_1d_settings_elsewhere(impl: str,
+                                                                                      amsgrad: bool) -> None:
     """100 random steps, rtol 1e-12. A "no decay" group (wd 0) still decays 1-D/4-D tensors by wd_1d."""
+    with using(impl):
+        _gamma0_is_adamw(amsgrad)
+
+
+def _gamma0_is_adamw(amsgrad: bool) -> None:
     lr, betas, eps, wd, lr_1d, betas_1d, wd_1d = 1e-2, (0.95, 0.99), 1e-8, 0.1, 4e-3, (0.9, 0.95), 0.2
     ours_p = make_params()
     ref_2d, ref_other = clone_params(ours_p[:2]), clone_params(ours_p[2:])
