@@ -45,21 +45,23 @@ def every_impl_and_native(request: pytest.FixtureRequest):
 
 # Every `compiled` test of one rule runs on one xdist worker: a graph compiled there is in that process's cache for
 # the rule's next test, instead of the other worker compiling it again (about a second each, a hundred graphs).
-_RULE_OF_CASE = {"adamw": "adamw", "radam": "radam", "adabelief": "adabelief", "mars": "mars", "sophiag": "sophia",
-                 "sophiah": "sophia", "spam": "spam", "stablespam": "spam"}
-_RULE_OF_FILE = {"test_adabelief_optim.py": "adabelief", "test_mars_optim.py": "mars", "test_radam_optim.py": "radam",
-                 "test_sophia_optim.py": "sophia", "test_stable_spam_optim.py": "spam"}
+# Names that share one kernel rule: Sophia's two variants, and SPAM with Stable-SPAM (one test file).
+_RULE_FAMILY = {"sophiag": "sophia", "sophiah": "sophia", "stablespam": "spam", "stable_spam": "spam"}
 
 
 def _compiled_rule(item: pytest.Item) -> str | None:
+    """The rule a `compiled` test compiles: test_kernels.py's case name, else the file's (test_<rule>_optim.py;
+    any other file is a group of its own); None for a test that does not run `compiled`."""
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec else {}
     if not (any(isinstance(v, str) and v == "compiled" for v in params.values())
             or item.name.startswith("test_compiled_")):
         return None
     if item.path.name == "test_kernels.py":
-        return _RULE_OF_CASE.get(str(params.get("name", "adamw")).split("-")[0], "adamw")
-    return _RULE_OF_FILE.get(item.path.name, item.path.stem)  # a file not listed: its tests form one group
+        name = str(params.get("name", "adamw")).split("-")[0]
+    else:
+        name = item.path.stem.removeprefix("test_").removesuffix("_optim")
+    return _RULE_FAMILY.get(name, name)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks

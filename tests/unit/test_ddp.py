@@ -71,12 +71,17 @@ SHARES_FITS = pytest.mark.xdist_group("ddp-fits")
 SCRIPT = Path(__file__).resolve().parent.parent / "ddp_fit_script.py"
 
 
+def _script(mode: str, out: Path) -> subprocess.CompletedProcess:
+    """tests/ddp_fit_script.py in a fresh interpreter (Lightning re-runs it for rank 1)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
+    return subprocess.run([sys.executable, str(SCRIPT), mode, str(out)], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=out)
+
+
 @pytest.fixture(scope="module")
 def fits(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp_fits")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
-    killed = subprocess.run([sys.executable, str(SCRIPT), "ddp_all", str(out)], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=out)
+    killed = _script("ddp_all", out)
     assert killed.returncode != 0 and "killed after step 6" in killed.stderr, killed.stderr[-3000:]
     from tests.ddp_fit_script import main
 
@@ -106,9 +111,7 @@ def test_ddp_with_a_global_batch_and_a_resumed_checkpoint_matches_one_process(fi
     takes 4 of each micro-batch); and a DDP fit killed after step 6 and resumed from its step-4 checkpoint by both
     ranks (a fresh command, as after a crash) ends where 8 straight single-process steps end."""
     assert (fits / "ddp" / "checkpoints" / "resume" / "last.ckpt").is_file()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent.parent)}
-    done = subprocess.run([sys.executable, str(SCRIPT), "ddp_resume", str(fits)], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=fits)
+    done = _script("ddp_resume", fits)
     assert done.returncode == 0, done.stderr[-3000:]
     for run, steps, vals in (("accum", 4, [0, 2, 4]), ("resume", 8, [0, 4, 8])):
         ranks = [torch.load(fits / f"ddp_scale_{run}_rank{r}.pt") for r in (0, 1)]

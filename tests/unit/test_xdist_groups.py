@@ -1,7 +1,7 @@
 """The suite leans on pytest-xdist's ``--dist loadgroup`` (nox -s tests) to keep tests that share an expensive
 module fixture, or one rule's compiled graphs, on one worker. A pytest or xdist upgrade can break that silently
-(pytest 9.2 did: every group was scattered), costing minutes and nothing else, so this runs a tiny suite both ways
-and asserts a group lands on one worker."""
+(pytest 9.2 did: every group was scattered), costing minutes and nothing else, so this runs a tiny suite, a group
+beside ungrouped tests, on two workers and asserts the group lands on one."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-pytest.importorskip("xdist")
 
 GROUPED = '''
 import os
